@@ -1,0 +1,75 @@
+# The bank's entry points. `make run` and `make test` set everything up themselves.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt 2>/dev/null | sha1sum | cut -c1-12)
+# The services the test suite needs; later issues add kafka, cassandra, keycloak.
+TEST_SERVICES ?= postgres redis
+
+.PHONY: help install run test test-sqlite test-postgres lint format schema services-up services-down services-status clean
+
+help:
+	@echo "make run            serve the bank on 127.0.0.1:$(PORT) (SQLite, in-process events)"
+	@echo "make test           start the services the suite needs and run the whole suite"
+	@echo "make lint           ruff, mypy, import-linter, makemigrations --check"
+	@echo "make services-up    start PostgreSQL and Redis here; prints export lines for eval"
+	@echo "make services-down  stop them"
+	@echo "make schema         regenerate docs/openapi.yaml"
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required" >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip >&2
+	@$(PY) -m pip install --quiet -r requirements-dev.txt >&2
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	@PORT=$(PORT) deploy/local/run-bank.sh
+
+test: $(STAMP)
+	@set -euo pipefail; \
+	exports="$$(FINTECH_SERVICES="$(TEST_SERVICES)" deploy/local/services.sh up)"; \
+	eval "$$exports"; \
+	$(MAKE) --no-print-directory test-sqlite; \
+	$(MAKE) --no-print-directory test-postgres DATABASE_URL="$$DATABASE_URL" REDIS_URL="$$REDIS_URL"
+
+# The embedded default: SQLite, every test except those that need PostgreSQL itself.
+test-sqlite: $(STAMP)
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -m "not postgres" -p no:cacheprovider $(PYTEST_ARGS)
+
+# The system of record: the whole suite on PostgreSQL (DATABASE_URL must be set).
+test-postgres: $(STAMP)
+	@test -n "$(DATABASE_URL)" || { echo "test-postgres needs DATABASE_URL (eval \"\$$(make -s services-up)\")" >&2; exit 1; }
+	DATABASE_URL="$(DATABASE_URL)" $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	FINTECH_TEST_APPS=tests.spine $(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
+	env -u DATABASE_URL $(PY) manage.py makemigrations --check --dry-run
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+schema: $(STAMP)
+	env -u DATABASE_URL $(PY) manage.py spectacular --file docs/openapi.yaml --validate
+
+services-up:
+	@deploy/local/services.sh up
+
+services-down:
+	@deploy/local/services.sh down
+
+services-status:
+	@deploy/local/services.sh status
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

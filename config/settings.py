@@ -1,0 +1,278 @@
+"""One settings module for every environment: every knob comes from the environment.
+
+The embedded default (no variable set) is a complete bank on SQLite with in-process event
+dispatch and a log sink for the relay, so `make run` needs no server. Setting
+`DATABASE_URL`, `REDIS_URL`, `KAFKA_BOOTSTRAP_SERVERS`, ... switches each piece to the real
+service. `DJANGO_ENV=production` refuses to start with insecure values.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
+
+# Lets runtime code use the generic types the stubs declare (ModelAdmin[Customer], ...).
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+DJANGO_ENV = env_str("DJANGO_ENV", "development")
+PRODUCTION = DJANGO_ENV == "production"
+
+# Runtime state of the embedded default (SQLite file, dev issuer key) lives here, outside git.
+VAR_DIR = Path(env_str("FINTECH_VAR_DIR", str(BASE_DIR / "var")))
+
+_INSECURE_SECRET = "insecure-development-secret-key-do-not-use-in-production-0123456789"
+SECRET_KEY = env_str("SECRET_KEY", "" if PRODUCTION else _INSECURE_SECRET)
+DEBUG = env_bool("DEBUG", not PRODUCTION)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost,testserver")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_prometheus",
+    "fintech.api",
+    "fintech.auth",
+    "outbox",
+    "apps.customers",
+]
+# Extra apps for the test suite only (a probe context that measures the event spine).
+INSTALLED_APPS += env_list("FINTECH_TEST_APPS")
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "fintech.observability.middleware.RequestContextMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+# --- Database -------------------------------------------------------------------------------
+def _database() -> dict[str, Any]:
+    url = env_str("DATABASE_URL")
+    if url:
+        config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60)))
+        if config["ENGINE"] == "django.db.backends.postgresql":
+            config["CONN_HEALTH_CHECKS"] = True
+            config.setdefault("OPTIONS", {})
+            config["OPTIONS"].setdefault("connect_timeout", 5)
+        return config
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": env_str("SQLITE_PATH", str(VAR_DIR / "bank.sqlite3")),
+        "OPTIONS": {
+            # IMMEDIATE takes the write lock when a transaction starts, so two writers queue
+            # on the busy timeout instead of one failing with "database is locked" mid-way.
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+        },
+        "TEST": {"NAME": env_str("SQLITE_TEST_PATH", str(VAR_DIR / "test-bank.sqlite3"))},
+    }
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache and Redis ------------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Celery ---------------------------------------------------------------------------------
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE = {
+    "sweep-outbox": {"task": "outbox.tasks.sweep_outbox", "schedule": 5.0},
+}
+
+# --- Event spine ----------------------------------------------------------------------------
+# inline: handlers run right after commit in the writing process (embedded default).
+# celery: commits enqueue a dispatch task; workers run the handlers.
+# worker: nothing runs after commit; `manage.py dispatch_events` polls the outbox.
+FINTECH_EVENT_DISPATCH = env_str("FINTECH_EVENT_DISPATCH", "inline")
+FINTECH_HANDLER_MAX_ATTEMPTS = env_int("FINTECH_HANDLER_MAX_ATTEMPTS", 5)
+FINTECH_HANDLER_RETRY_BASE_SECONDS = float(env_str("FINTECH_HANDLER_RETRY_BASE_SECONDS", "1.0"))
+FINTECH_HANDLER_RETRY_MAX_SECONDS = float(env_str("FINTECH_HANDLER_RETRY_MAX_SECONDS", "300"))
+# Events older than this that are still undispatched were left behind by a crash: the sweeper
+# picks them up. Younger ones are still being handled by the process that wrote them.
+FINTECH_SWEEP_GRACE_SECONDS = float(env_str("FINTECH_SWEEP_GRACE_SECONDS", "10"))
+KAFKA_BOOTSTRAP_SERVERS = env_str("KAFKA_BOOTSTRAP_SERVERS")
+FINTECH_RELAY_SINK = env_str("FINTECH_RELAY_SINK", "kafka" if KAFKA_BOOTSTRAP_SERVERS else "log")
+FINTECH_RELAY_FILE = env_str("FINTECH_RELAY_FILE", str(VAR_DIR / "relayed-events.jsonl"))
+FINTECH_RELAY_BATCH_SIZE = env_int("FINTECH_RELAY_BATCH_SIZE", 500)
+
+# --- Stores ---------------------------------------------------------------------------------
+CASSANDRA_HOSTS = env_list("CASSANDRA_HOSTS")
+
+# --- Money ----------------------------------------------------------------------------------
+FINTECH_DEFAULT_CURRENCY = env_str("FINTECH_DEFAULT_CURRENCY", "BRL")
+FINTECH_SUPPORTED_CURRENCIES = env_list("FINTECH_SUPPORTED_CURRENCIES", "BRL,USD,EUR")
+FINTECH_MAX_AMOUNT = env_int("FINTECH_MAX_AMOUNT", 100_000_000)  # minor units: 1,000,000.00
+
+# --- Identity -------------------------------------------------------------------------------
+OIDC_ISSUER = env_str("OIDC_ISSUER")
+OIDC_AUDIENCE = env_str("OIDC_AUDIENCE", "fintech-api")
+OIDC_JWKS_URL = env_str("OIDC_JWKS_URL")
+# The embedded default is its own issuer: tokens from `manage.py issue_token`.
+FINTECH_DEV_ISSUER = env_str("FINTECH_DEV_ISSUER", "http://127.0.0.1:8000/dev-issuer")
+FINTECH_DEV_ISSUER_KEY_PATH = env_str("FINTECH_DEV_ISSUER_KEY_PATH", str(VAR_DIR / "dev-issuer-key.pem"))
+FINTECH_TOKEN_LEEWAY_SECONDS = env_int("FINTECH_TOKEN_LEEWAY_SECONDS", 30)
+FINTECH_ENCRYPTION_KEYS = env_list("FINTECH_ENCRYPTION_KEYS")
+
+# --- API ------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["fintech.auth.authentication.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["fintech.auth.permissions.HasRequiredScopes"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["fintech.api.renderers.BankJSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "fintech.api.pagination.BankCursorPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "fintech.api.errors.problem_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Fintech digital bank API",
+    "DESCRIPTION": "Customers, accounts, transfers, payments, fraud review and analytics.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+    },
+    "SECURITY": [{"bearerAuth": []}],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "fintech.api.schema.add_problem_responses",
+    ],
+}
+FINTECH_IDEMPOTENCY_TTL_SECONDS = env_int("FINTECH_IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
+# A reservation left by a request that died mid-way frees its key after this long.
+FINTECH_IDEMPOTENCY_LOCK_SECONDS = env_int("FINTECH_IDEMPOTENCY_LOCK_SECONDS", 60)
+
+# --- Static, i18n ---------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- Logging --------------------------------------------------------------------------------
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_context": {"()": "fintech.observability.logging.RequestContextFilter"}},
+    "formatters": {"json": {"()": "fintech.observability.logging.JsonFormatter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_context"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.server": {"level": env_str("DJANGO_SERVER_LOG_LEVEL", "INFO")},
+    },
+}
+
+# --- Security -------------------------------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("FINTECH_MAX_BODY_BYTES", 64 * 1024)
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SESSION_COOKIE_HTTPONLY = True
+
+
+def _refuse_insecure_production() -> None:
+    problems = []
+    if not SECRET_KEY or SECRET_KEY == _INSECURE_SECRET or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+        problems.append("SECRET_KEY must be set to a random value of at least 50 characters")
+    if DEBUG:
+        problems.append("DEBUG must be off")
+    if not ALLOWED_HOSTS:
+        problems.append("ALLOWED_HOSTS must name the hosts that serve the bank")
+    if not OIDC_ISSUER:
+        problems.append("OIDC_ISSUER must name the identity provider (the dev issuer is refused)")
+    if not env_str("DATABASE_URL"):
+        problems.append("DATABASE_URL must point at PostgreSQL (SQLite is the embedded default only)")
+    if not FINTECH_ENCRYPTION_KEYS:
+        problems.append("FINTECH_ENCRYPTION_KEYS must hold at least one key")
+    if problems:
+        raise ImproperlyConfigured("Refusing to start in production: " + "; ".join(problems))
+
+
+if PRODUCTION:
+    _refuse_insecure_production()

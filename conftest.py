@@ -1,0 +1,58 @@
+"""Fixtures shared by every test: API clients holding tokens from the dev issuer."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from fintech.auth.tokens import issue_dev_token
+
+ALL_STAFF_SCOPES = (
+    "customers:read customers:write kyc:review accounts:read accounts:write transfers:read transfers:write "
+    "payments:write deposits:write fraud:review ledger:read analytics:read"
+)
+
+ClientFactory = Callable[..., APIClient]
+
+
+@pytest.fixture
+def client_with() -> ClientFactory:
+    """`client_with("customers:read", customer_id=...)`: an API client holding such a token."""
+
+    def make(scopes: str, *, customer_id: uuid.UUID | None = None, subject: str | None = None) -> APIClient:
+        token = issue_dev_token(
+            subject=subject or (f"customer-{customer_id}" if customer_id else "staff-tester"),
+            scopes=scopes,
+            customer_id=customer_id,
+        )
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def staff(client_with: ClientFactory) -> APIClient:
+    """A back-office client with every scope."""
+    return client_with(ALL_STAFF_SCOPES)
+
+
+@pytest.fixture
+def anonymous() -> APIClient:
+    return APIClient()
+
+
+def require_postgres() -> None:
+    """Tests marked `postgres` prove a guarantee of the system of record: fail, never skip."""
+    if connection.vendor != "postgresql":
+        pytest.fail("This test needs PostgreSQL: run it with DATABASE_URL set (make test does).")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        pytest.fail("This test needs PostgreSQL: run it with DATABASE_URL set (make test does).", pytrace=False)
