@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, kw_only=True)
+class DomainEvent:
+    """A past-tense fact. Subclasses set the class variables and declare the payload fields.
+
+    Payload fields are ids and primitives only: amounts as integer minor units, times as
+    RFC 3339 strings, no model instances and no personal data.
+    """
+
+    event_type: ClassVar[str]
+    version: ClassVar[int] = 1
+    source: ClassVar[str]  # the bounded context, e.g. "customers"
+    aggregate_field: ClassVar[str]  # the payload field that holds the aggregate id
+
+    @property
+    def aggregate_id(self) -> str:
+        return str(getattr(self, self.aggregate_field))
+
+    def payload(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReceivedEvent:
+    """An event as a handler or consumer sees it: envelope fields plus validated data."""
+
+    id: uuid.UUID
+    type: str
+    version: int
+    source: str
+    subject: str
+    time: datetime
+    data: dict[str, Any]
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)

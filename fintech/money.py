@@ -1,0 +1,46 @@
+"""Money as integer minor units plus an ISO 4217 currency. Never a float."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Minor-unit exponent per currency; the bank only moves the currencies it lists here.
+CURRENCY_EXPONENTS: dict[str, int] = {"BRL": 2, "USD": 2, "EUR": 2, "GBP": 2, "JPY": 0}
+
+
+class CurrencyMismatch(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    minor_units: int
+    currency: str
+
+    def __post_init__(self) -> None:
+        if isinstance(self.minor_units, bool) or not isinstance(self.minor_units, int):
+            raise TypeError("Money.minor_units must be an int")
+        if self.currency not in CURRENCY_EXPONENTS:
+            raise ValueError(f"Unknown currency {self.currency!r}")
+
+    def _same_currency(self, other: Money) -> None:
+        if other.currency != self.currency:
+            raise CurrencyMismatch(f"{self.currency} and {other.currency} cannot be combined")
+
+    def __add__(self, other: Money) -> Money:
+        self._same_currency(other)
+        return Money(self.minor_units + other.minor_units, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same_currency(other)
+        return Money(self.minor_units - other.minor_units, self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(-self.minor_units, self.currency)
+
+    def __str__(self) -> str:
+        exponent = CURRENCY_EXPONENTS[self.currency]
+        sign = "-" if self.minor_units < 0 else ""
+        units, cents = divmod(abs(self.minor_units), 10**exponent) if exponent else (abs(self.minor_units), 0)
+        fraction = f".{cents:0{exponent}d}" if exponent else ""
+        return f"{sign}{units}{fraction} {self.currency}"

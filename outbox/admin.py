@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from outbox import dispatcher
+from outbox.models import DeadLetter, InboxRecord, OutboxEvent
+
+
+class ReadOnlyAdmin(admin.ModelAdmin[Any]):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(ReadOnlyAdmin):
+    list_display = ["id", "event_type", "aggregate_id", "created_at", "dispatched_at", "sent_at"]
+    list_filter = ["event_type", ("dispatched_at", admin.EmptyFieldListFilter), ("sent_at", admin.EmptyFieldListFilter)]
+    search_fields = ["=event_id", "=aggregate_id"]
+
+
+@admin.register(InboxRecord)
+class InboxRecordAdmin(ReadOnlyAdmin):
+    list_display = ["handler", "event_id", "handled_at"]
+    list_filter = ["handler"]
+    search_fields = ["=event_id"]
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(ReadOnlyAdmin):
+    list_display = ["id", "event_type", "handler", "attempts", "created_at", "replayed_at"]
+    list_filter = ["handler", "event_type", ("replayed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["=event_id"]
+    actions = ["replay"]
+
+    @admin.action(description="Replay the selected dead letters now")
+    def replay(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
+        report = dispatcher.replay_dead_letters(dead_letter_ids=list(queryset.values_list("pk", flat=True)))
+        level = messages.SUCCESS if not (report.failed or report.dead_lettered) else messages.WARNING
+        self.message_user(
+            request,
+            f"Replayed {report.events} event(s): {report.handled} applied, {report.failed} failed again, "
+            f"{report.dead_lettered} dead-lettered again.",
+            level,
+        )

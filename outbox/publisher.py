@@ -1,0 +1,72 @@
+"""`publish()`: append a domain event to the outbox inside the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from functools import partial
+
+from django.db import transaction
+from django.utils import timezone
+
+from fintech.events import DomainEvent, validate
+from fintech.observability import context
+from outbox import dispatcher
+from outbox.metrics import EVENTS_PUBLISHED
+from outbox.models import OutboxEvent
+
+
+class PublishOutsideTransaction(RuntimeError):
+    """An event published outside a transaction could commit without its state change."""
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def build_envelope(event: DomainEvent, *, event_id: uuid.UUID, occurred_at: datetime) -> dict[str, object]:
+    return {
+        "specversion": "1.0",
+        "id": str(event_id),
+        "type": event.event_type,
+        "source": f"/fintech/{event.source}",
+        "subject": event.aggregate_id,
+        "time": rfc3339(occurred_at),
+        "dataschema": f"{event.event_type}/v{event.version}",
+        "datacontenttype": "application/json",
+        "data": event.payload(),
+    }
+
+
+def publish(event: DomainEvent, *, occurred_at: datetime | None = None, using: str = "default") -> uuid.UUID:
+    """Write `event` to the outbox as part of the current transaction and return its id.
+
+    Refuses to run outside `transaction.atomic`: the event and the change it describes must
+    commit or roll back together. Dispatch to handlers happens only after the commit.
+    """
+    if not transaction.get_connection(using).in_atomic_block:
+        raise PublishOutsideTransaction(f"publish({event.event_type}) must run inside transaction.atomic()")
+    data = event.payload()
+    validate(event.event_type, event.version, data)
+    event_id = uuid.uuid4()
+    moment = occurred_at or timezone.now()
+    work = context.current()
+    headers = {
+        "traceparent": work.trace.child().traceparent,
+        "correlation_id": work.correlation_id,
+    }
+    if work.causation_id:
+        headers["causation_id"] = work.causation_id
+    OutboxEvent.objects.using(using).create(
+        event_id=event_id,
+        event_type=event.event_type,
+        schema_version=event.version,
+        source=event.source,
+        aggregate_id=event.aggregate_id,
+        envelope=build_envelope(event, event_id=event_id, occurred_at=moment),
+        headers=headers,
+        created_at=moment,
+    )
+    EVENTS_PUBLISHED.labels(event.event_type).inc()
+    transaction.on_commit(partial(dispatcher.dispatch_after_commit, [event_id]), using=using)
+    return event_id

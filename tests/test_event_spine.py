@@ -1,0 +1,194 @@
+"""The event spine's guarantees, each measured by a probe context's handlers (tests.spine)."""
+
+import json
+import textwrap
+import threading
+
+import pytest
+from django.core.management import call_command
+from django.db import connections, transaction
+
+from apps.customers import services as customers
+from outbox import dispatcher
+from outbox.models import DeadLetter, DeliveryAttempt, InboxRecord, OutboxEvent
+from tests.spine.models import FailureSwitch, Tally
+from tests.spine.support import manage, run_python
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DOCUMENTS = ["52998224725", "11144477735", "11222333000181", "11444777000161"]
+
+
+def applied(handler, event_id):
+    tally = Tally.objects.filter(handler=handler, event_id=event_id).first()
+    return tally.applied if tally else 0
+
+
+def created_event():
+    return OutboxEvent.objects.get(event_type="customer.created")
+
+
+def test_committed_events_are_dispatched_inline_after_commit():
+    customers.customer_create(name="Ana", email="a@example.com", document=DOCUMENTS[0])
+    event = created_event()
+    assert event.dispatched_at is not None
+    assert applied("probe.count", event.event_id) == 1
+    assert InboxRecord.objects.filter(event_id=event.event_id).count() == 2
+
+
+def test_an_event_published_in_a_rolled_back_transaction_never_appears(tmp_path):
+    def onboard_then_change_mind():
+        with transaction.atomic():
+            customers.customer_create(name="Ana", email="a@example.com", document=DOCUMENTS[0])
+            raise RuntimeError("the caller changed its mind")
+
+    with pytest.raises(RuntimeError):
+        onboard_then_change_mind()
+    assert not OutboxEvent.objects.exists()
+    assert not Tally.objects.exists()
+    shipped = tmp_path / "shipped.jsonl"
+    result = manage("relay_outbox", "--once", "--sink", "file", env={"FINTECH_RELAY_FILE": str(shipped)})
+    assert result.returncode == 0, result.stderr
+    assert not shipped.exists() or shipped.read_text() == ""
+
+
+def test_a_crash_between_commit_and_dispatch_loses_no_event():
+    crash = run_python(
+        textwrap.dedent(
+            f"""
+            import os
+            from outbox import dispatcher
+            dispatcher.dispatch_after_commit = lambda event_ids: os._exit(17)  # die right after the commit
+            from apps.customers.services import customer_create
+            customer_create(name="Ana", email="a@example.com", document="{DOCUMENTS[0]}")
+            """
+        )
+    )
+    assert crash.returncode == 17, crash.stderr
+    event = created_event()
+    assert event.dispatched_at is None
+    assert applied("probe.count", event.event_id) == 0
+
+    call_command("dispatch_events", "--once", "--grace", "0")
+    event.refresh_from_db()
+    assert event.dispatched_at is not None
+    assert applied("probe.count", event.event_id) == 1
+    assert applied("probe.fragile", event.event_id) == 1
+
+    call_command("dispatch_events", "--once", "--grace", "0")
+    assert applied("probe.count", event.event_id) == 1
+
+
+def test_redelivery_of_a_handled_event_is_a_no_op():
+    customers.customer_create(name="Ana", email="a@example.com", document=DOCUMENTS[0])
+    event = created_event()
+    OutboxEvent.objects.filter(pk=event.pk).update(dispatched_at=None)
+    event.refresh_from_db()
+    dispatcher.deliver(event)
+    dispatcher.deliver(event)
+    assert applied("probe.count", event.event_id) == 1
+    assert applied("probe.fragile", event.event_id) == 1
+
+
+def test_a_failing_handler_is_retried_then_dead_lettered_then_replayed(settings):
+    settings.FINTECH_HANDLER_MAX_ATTEMPTS = 3
+    settings.FINTECH_HANDLER_RETRY_BASE_SECONDS = 0
+    FailureSwitch.objects.create(handler="probe.fragile")
+    customers.customer_create(name="Ana", email="a@example.com", document=DOCUMENTS[0])
+    event = created_event()
+
+    # First attempt ran inline after the commit; the healthy handler is unaffected.
+    assert applied("probe.count", event.event_id) == 1
+    assert DeliveryAttempt.objects.get(event_id=event.event_id, handler="probe.fragile").attempts == 1
+    assert event.dispatched_at is None
+
+    dispatcher.sweep(grace_seconds=0)
+    assert DeliveryAttempt.objects.get(event_id=event.event_id, handler="probe.fragile").attempts == 2
+    dispatcher.sweep(grace_seconds=0)
+    letter = DeadLetter.objects.get(event_id=event.event_id)
+    assert letter.handler == "probe.fragile"
+    assert letter.attempts == 3
+    assert "switched to fail" in letter.error
+    assert not DeliveryAttempt.objects.exists()
+    event.refresh_from_db()
+    assert event.dispatched_at is not None  # given up on, not blocking the sweeper
+    assert applied("probe.count", event.event_id) == 1
+    assert applied("probe.fragile", event.event_id) == 0
+
+    FailureSwitch.objects.all().delete()  # the bug is fixed
+    call_command("replay_dead_letters")
+    assert applied("probe.fragile", event.event_id) == 1
+    assert applied("probe.count", event.event_id) == 1
+    letter.refresh_from_db()
+    assert letter.replayed_at is not None
+    call_command("replay_dead_letters")
+    assert applied("probe.fragile", event.event_id) == 1
+
+
+def test_concurrent_dispatchers_apply_each_event_once(settings):
+    settings.FINTECH_EVENT_DISPATCH = "worker"  # leave delivery to the dispatchers below
+    for document in DOCUMENTS:
+        customers.customer_create(name="Ana", email="a@example.com", document=document)
+    assert OutboxEvent.objects.filter(dispatched_at__isnull=True).count() == len(DOCUMENTS)
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def run():
+        barrier.wait()
+        try:
+            dispatcher.dispatch(limit=100)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    for event in OutboxEvent.objects.all():
+        assert applied("probe.count", event.event_id) == 1
+        assert applied("probe.fragile", event.event_id) == 1
+    assert not OutboxEvent.objects.filter(dispatched_at__isnull=True).exists()
+
+
+def test_two_relays_at_once_ship_each_event_once_and_in_order(tmp_path, settings):
+    settings.FINTECH_EVENT_DISPATCH = "worker"
+    customer = customers.customer_create(name="Ana", email="a@example.com", document=DOCUMENTS[0])
+    for _ in range(30):
+        with transaction.atomic():
+            for _ in range(10):
+                dispatcher_free_publish(customer.id)
+    total = OutboxEvent.objects.count()
+    assert total == 301
+
+    shipped = tmp_path / "shipped.jsonl"
+    from tests.spine.support import start_manage
+
+    env = {"FINTECH_RELAY_FILE": str(shipped)}
+    relays = [start_manage("relay_outbox", "--once", "--sink", "file", "--batch-size", "20", env=env) for _ in "ab"]
+    for relay in relays:
+        _, stderr = relay.communicate(timeout=120)
+        assert relay.returncode == 0, stderr
+
+    records = [json.loads(line) for line in shipped.read_text().splitlines()]
+    ids = [record["headers"]["ce_id"] for record in records]
+    assert len(ids) == total
+    assert len(set(ids)) == total
+    expected = [str(e) for e in OutboxEvent.objects.order_by("id").values_list("event_id", flat=True)]
+    assert ids == expected
+    assert not OutboxEvent.objects.filter(sent_at__isnull=True).exists()
+    first = records[0]
+    assert first["key"] == str(customer.id)
+    assert first["value"]["specversion"] == "1.0"
+    assert first["headers"]["ce_type"] == "customer.created"
+    assert first["headers"]["traceparent"].startswith("00-")
+
+
+def dispatcher_free_publish(customer_id):
+    from apps.customers.events import CustomerVerified
+    from outbox.publisher import publish
+
+    publish(CustomerVerified(customer_id=str(customer_id), reviewed_by="probe", verified_at="2026-01-01T00:00:00Z"))
