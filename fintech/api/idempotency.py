@@ -1,0 +1,180 @@
+"""The `Idempotency-Key` machinery for POSTs that move money or create resources.
+
+- Same key, same body, within the TTL: the stored response is replayed (same status, body).
+- Same key, another body: 422 `idempotency_key_reuse`.
+- Two concurrent requests with one key: the first reserves the key; the second gets 409
+  `idempotency_request_in_progress` while the first runs, and the replay afterwards.
+- The effect and the stored response commit in one transaction, so a crash leaves either
+  both or neither; a reservation whose request died is taken over after a lock timeout.
+- A request that fails before producing a response (bad input, a refused rule) stores
+  nothing and frees the key, as a client would expect when it corrects and retries.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
+
+from fintech.api.models import IdempotencyRecord
+from fintech.errors import Conflict, Unprocessable, ValidationFailed
+
+HEADER = "Idempotency-Key"
+REPLAY_HEADER = "Idempotent-Replayed"
+
+Handler = Callable[..., Response]
+
+
+class _RolledBack(Exception):
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def _owner(request: Request) -> str:
+    principal = request.user
+    subject = getattr(principal, "subject", None)
+    return str(subject) if subject else "anonymous"
+
+
+def _key(request: Request) -> str:
+    key = request.headers.get(HEADER, "").strip()
+    if not key:
+        raise ValidationFailed(
+            f"This operation requires an {HEADER} header.",
+            code="idempotency_key_missing",
+            errors={HEADER: ["This header is required."]},
+        )
+    if len(key) > 255 or not key.isprintable():
+        raise ValidationFailed(
+            f"The {HEADER} must be 1 to 255 printable characters.",
+            code="idempotency_key_invalid",
+            errors={HEADER: ["Must be 1 to 255 printable characters."]},
+        )
+    return key
+
+
+def fingerprint(request: Request) -> str:
+    body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), cls=JSONEncoder)
+    raw = f"{request.method}\n{request.path}\n{body}"
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _plain(data: Any) -> Any:
+    return json.loads(json.dumps(data, cls=JSONEncoder))
+
+
+def _reserve(request: Request, key: str, print_: str) -> IdempotencyRecord | Response:
+    """Reserve the key for this request, or answer from what an earlier one left."""
+    now = timezone.now()
+    lock = timedelta(seconds=settings.FINTECH_IDEMPOTENCY_LOCK_SECONDS)
+    fresh = {
+        "method": request.method or "",
+        "path": request.path,
+        "fingerprint": print_,
+        "state": IdempotencyRecord.State.IN_PROGRESS,
+        "status_code": None,
+        "response_body": None,
+        "created_at": now,
+        "locked_until": now + lock,
+        "expires_at": now + timedelta(seconds=settings.FINTECH_IDEMPOTENCY_TTL_SECONDS),
+    }
+    with transaction.atomic():
+        record, created = IdempotencyRecord.objects.select_for_update().get_or_create(
+            owner=_owner(request), key=key, defaults=fresh
+        )
+        if created:
+            return record
+        if record.expires_at <= now:
+            for field, value in fresh.items():
+                setattr(record, field, value)
+            record.save()
+            return record
+        if record.fingerprint != print_:
+            raise Unprocessable(
+                f"This {HEADER} was already used with a different request.", code="idempotency_key_reuse"
+            )
+        if record.state == IdempotencyRecord.State.COMPLETED:
+            response = Response(record.response_body, status=record.status_code)
+            response[REPLAY_HEADER] = "true"
+            return response
+        if record.locked_until > now:
+            raise Conflict(
+                f"A request with this {HEADER} is still being processed; retry shortly.",
+                code="idempotency_request_in_progress",
+            )
+        # The request that reserved the key died before committing anything: take over.
+        record.locked_until = now + lock
+        record.save(update_fields=["locked_until"])
+        return record
+
+
+def run_idempotent(
+    request: Request,
+    handle: Callable[[], Response],
+    refresh: Callable[[Response], Response] | None = None,
+    *,
+    required: bool = True,
+) -> Response:
+    if not required and not request.headers.get(HEADER, "").strip():
+        return handle()  # the key is optional here; without one, a retry is a new request
+    key = _key(request)
+    reserved = _reserve(request, key, fingerprint(request))
+    if isinstance(reserved, Response):
+        return reserved
+    record = reserved
+    try:
+        with transaction.atomic():
+            response = handle()
+            if response.status_code >= 500:
+                raise _RolledBack(response)
+            record.state = IdempotencyRecord.State.COMPLETED
+            record.status_code = response.status_code
+            record.response_body = _plain(response.data)
+            record.save(update_fields=["state", "status_code", "response_body"])
+    except _RolledBack as rolled_back:
+        IdempotencyRecord.objects.filter(pk=record.pk).delete()
+        return rolled_back.response
+    except BaseException:
+        IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS).delete()
+        raise
+    if refresh is not None:
+        # Handlers that ran after the commit (the embedded choreography) may have moved the
+        # resource on; answer with, and keep for replays, its state as of now.
+        response = refresh(response)
+        IdempotencyRecord.objects.filter(pk=record.pk).update(response_body=_plain(response.data))
+    return response
+
+
+def idempotent(*, required: bool = True) -> Callable[[Handler], Handler]:
+    """Decorate a DRF view method (post) so it runs under the `Idempotency-Key` rules.
+
+    `required=True` for operations that move money (the contract demands the header there);
+    elsewhere the header is honoured when sent. If the view defines
+    `refresh_after_commit(request, response) -> Response`, it is called once the effect
+    committed, to answer with the resource's state after the in-process handlers ran.
+    """
+
+    def decorator(method: Handler) -> Handler:
+        @functools.wraps(method)
+        def wrapper(self: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
+            refresh = getattr(self, "refresh_after_commit", None)
+            return run_idempotent(
+                request,
+                lambda: method(self, request, *args, **kwargs),
+                (lambda response: refresh(request, response)) if refresh else None,
+                required=required,
+            )
+
+        return wrapper
+
+    return decorator

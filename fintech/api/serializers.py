@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+
+class StrictInputSerializer(serializers.Serializer[Any]):
+    """Input serializer that refuses fields it does not know, so a client that sends
+    `status` or `balance` learns at once that it cannot set them (no mass assignment)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["This field is not accepted."] for name in unknown})
+        return super().to_internal_value(data)

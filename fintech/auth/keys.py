@@ -1,0 +1,188 @@
+"""Where token verification keys come from.
+
+The embedded default is its own issuer (`DevIssuerKeys`, a key pair on local disk); with
+OIDC_ISSUER set the keys are the provider's published JWK set (`JwksKeySource`). Everything
+downstream sees only a `KeySource`, so switching to the real provider changes nothing else.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Hashable, Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol, TypeAlias
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from jwt.algorithms import AllowedPublicKeys, RSAAlgorithm
+
+VerificationKey: TypeAlias = AllowedPublicKeys
+
+DEV_SIGNING_ALGORITHM = "RS256"
+_DEV_KEY_BITS = 2048
+# A request waits on a JWKS fetch only when the cache misses; better a quick 503 than a hung worker.
+_JWKS_FETCH_TIMEOUT_SECONDS = 5.0
+_JWKS_CACHE_SECONDS = 300.0
+
+
+class UnknownSigningKey(LookupError):
+    """No key of the issuer matches the token's `kid`."""
+
+
+class KeySourceUnavailable(RuntimeError):
+    """The issuer's keys could not be fetched, so no token can be judged right now."""
+
+
+class KeySource(Hashable, Protocol):
+    # Hashable: validators are cached per key source.
+    @property
+    def issuer(self) -> str: ...
+
+    def key_for(self, kid: str | None) -> VerificationKey:
+        """The public key that signed tokens with this `kid`; UnknownSigningKey otherwise."""
+        ...
+
+
+def jwk_thumbprint(public_key: rsa.RSAPublicKey) -> str:
+    """RFC 7638 thumbprint: SHA-256 over the required members in lexicographic order."""
+    jwk = RSAAlgorithm.to_jwk(public_key, as_dict=True)
+    canonical = json.dumps({"e": jwk["e"], "kty": "RSA", "n": jwk["n"]}, separators=(",", ":"), sort_keys=True)
+    digest = hashlib.sha256(canonical.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+class DevIssuerKeys:
+    """The embedded default's signing key: generated once, shared by every process through its file."""
+
+    def __init__(self, *, issuer: str, key_path: str | os.PathLike[str]) -> None:
+        self._issuer = issuer
+        self._private_key = _load_or_create_private_key(Path(key_path))
+        self._public_key = self._private_key.public_key()
+        self.kid = jwk_thumbprint(self._public_key)
+
+    @property
+    def issuer(self) -> str:
+        return self._issuer
+
+    @property
+    def public_key(self) -> rsa.RSAPublicKey:
+        return self._public_key
+
+    def key_for(self, kid: str | None) -> VerificationKey:
+        if kid != self.kid:
+            raise UnknownSigningKey(kid)
+        return self._public_key
+
+    def sign(self, claims: Mapping[str, Any]) -> str:
+        return jwt.encode(
+            dict(claims),
+            self._private_key,
+            algorithm=DEV_SIGNING_ALGORITHM,
+            # RFC 9068 marks access tokens as such, so an ID token cannot be replayed as one.
+            headers={"kid": self.kid, "typ": "at+jwt"},
+        )
+
+    def jwks(self) -> dict[str, list[dict[str, Any]]]:
+        jwk = dict(RSAAlgorithm.to_jwk(self._public_key, as_dict=True))
+        jwk.update({"kid": self.kid, "use": "sig", "alg": DEV_SIGNING_ALGORITHM})
+        return {"keys": [jwk]}
+
+
+def _load_or_create_private_key(path: Path) -> rsa.RSAPrivateKey:
+    try:
+        return _read_private_key(path)
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=_DEV_KEY_BITS)
+    pem = key.private_bytes(
+        encoding=serialization.Encoding.PEM,
+        format=serialization.PrivateFormat.PKCS8,
+        encryption_algorithm=serialization.NoEncryption(),
+    )
+    # Written whole under a private name, then hard-linked into place: link() fails when the
+    # name exists, so of two processes starting at once the first wins and the other re-reads
+    # the winner's key. (os.replace would let the last writer win, after the first had already
+    # signed with a key that no longer exists.)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    return _read_private_key(path)
+
+
+def _read_private_key(path: Path) -> rsa.RSAPrivateKey:
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < _DEV_KEY_BITS:
+        raise ImproperlyConfigured(f"{path} must hold an RSA private key of at least {_DEV_KEY_BITS} bits")
+    return key
+
+
+class JwksKeySource:
+    """The OIDC provider's signing keys, from its JWKS endpoint, cached and refreshed on an unknown kid."""
+
+    def __init__(self, issuer: str, jwks_url: str | None = None) -> None:
+        self._issuer = issuer
+        self.jwks_url = jwks_url or f"{issuer.rstrip('/')}/protocol/openid-connect/certs"
+        # cache_keys keeps resolved keys; cooldown_duration (PyJWT's default) stops forged kids
+        # from turning into a refetch per request against the provider.
+        self._client = jwt.PyJWKClient(
+            self.jwks_url, cache_keys=True, lifespan=_JWKS_CACHE_SECONDS, timeout=_JWKS_FETCH_TIMEOUT_SECONDS
+        )
+
+    @property
+    def issuer(self) -> str:
+        return self._issuer
+
+    def key_for(self, kid: str | None) -> VerificationKey:
+        if not kid:
+            raise UnknownSigningKey(kid)
+        try:
+            signing_key = self._client.get_signing_key(kid)
+        except jwt.PyJWKClientConnectionError as exc:
+            raise KeySourceUnavailable(f"cannot fetch {self.jwks_url}") from exc
+        except jwt.PyJWKClientError as exc:
+            raise UnknownSigningKey(kid) from exc
+        key: VerificationKey = signing_key.key
+        return key
+
+
+def key_source() -> KeySource:
+    """The configured key source: the provider's JWKS when OIDC_ISSUER is set, else the dev issuer."""
+    if settings.OIDC_ISSUER:
+        return _jwks_key_source(settings.OIDC_ISSUER, settings.OIDC_JWKS_URL or None)
+    return dev_issuer_keys()
+
+
+def dev_issuer_keys() -> DevIssuerKeys:
+    """The dev issuer of the current settings; refuses when a real provider is configured."""
+    if settings.OIDC_ISSUER:
+        raise ImproperlyConfigured("The dev issuer is off: OIDC_ISSUER names the identity provider")
+    return _dev_issuer_keys(settings.FINTECH_DEV_ISSUER, str(settings.FINTECH_DEV_ISSUER_KEY_PATH))
+
+
+# Keyed on the setting values rather than cached once, so override_settings in tests takes effect.
+@lru_cache(maxsize=16)
+def _dev_issuer_keys(issuer: str, key_path: str) -> DevIssuerKeys:
+    return DevIssuerKeys(issuer=issuer, key_path=key_path)
+
+
+@lru_cache(maxsize=4)
+def _jwks_key_source(issuer: str, jwks_url: str | None) -> JwksKeySource:
+    return JwksKeySource(issuer=issuer, jwks_url=jwks_url)
