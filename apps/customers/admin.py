@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from apps.customers import services
+from apps.customers.models import Customer
+from fintech.errors import DomainError
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin[Customer]):
+    list_display = ["name", "masked_document", "document_type", "status", "created_at"]
+    list_filter = ["status", "document_type"]
+    search_fields = ["name", "=id"]
+    readonly_fields = [
+        "id",
+        "masked_document",
+        "document_type",
+        "status",
+        "kyc_reviewed_by",
+        "kyc_reviewed_at",
+        "kyc_reason",
+        "created_at",
+        "updated_at",
+    ]
+    fields = ["id", "name", "email", "masked_document", "document_type", "birth_date", *readonly_fields[3:]]
+    actions = ["verify_selected", "reject_selected"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # onboarding goes through the API, which validates and publishes events
+
+    def has_delete_permission(self, request: HttpRequest, obj: Customer | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Customer | None = None) -> bool:
+        return False  # every change is a service call with its event; the admin acts through actions
+
+    @admin.action(description="Verify the selected customers (KYC approved)")
+    def verify_selected(self, request: HttpRequest, queryset: QuerySet[Customer]) -> None:
+        self._decide(request, queryset, verify=True)
+
+    @admin.action(description="Reject the selected customers (KYC refused)")
+    def reject_selected(self, request: HttpRequest, queryset: QuerySet[Customer]) -> None:
+        self._decide(request, queryset, verify=False)
+
+    def _decide(self, request: HttpRequest, queryset: QuerySet[Customer], *, verify: bool) -> None:
+        reviewer = f"admin:{request.user.get_username()}"
+        done = 0
+        for customer in queryset:
+            try:
+                if verify:
+                    services.customer_verify(customer_id=customer.id, reviewer=reviewer)
+                else:
+                    services.customer_reject(
+                        customer_id=customer.id, reviewer=reviewer, reason="rejected in back office"
+                    )
+                done += 1
+            except DomainError as error:
+                self.message_user(request, f"{customer}: {error.detail}", messages.WARNING)
+        self.message_user(request, f"{done} customer(s) {'verified' if verify else 'rejected'}.")

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.generics import GenericAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.customers import selectors, services
+from apps.customers.api.serializers import CustomerCreateInput, CustomerOutput, CustomerRejectInput
+from apps.customers.models import Customer
+from fintech.api.idempotency import idempotent
+from fintech.auth.permissions import require_customer_access
+from fintech.auth.principal import Principal
+
+
+def _principal(request: Request) -> Principal:
+    principal = request.user
+    assert isinstance(principal, Principal)  # HasRequiredScopes let only principals through
+    return principal
+
+
+def _staff_only(request: Request, action: str) -> Principal:
+    principal = _principal(request)
+    if principal.is_customer:
+        raise PermissionDenied(f"A customer's token cannot {action}.", code="staff_only")
+    return principal
+
+
+class CustomerListCreateView(GenericAPIView[Customer]):
+    required_scopes = {"GET": ("customers:read",), "POST": ("customers:write",)}
+    serializer_class = CustomerOutput
+
+    @extend_schema(
+        operation_id="customers_list",
+        parameters=[OpenApiParameter("status", str, enum=["pending", "verified", "rejected"])],
+        responses=CustomerOutput(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        principal = _principal(request)
+        customers = selectors.customer_list(
+            status=request.query_params.get("status") or None,
+            only_customer_id=principal.customer_id if principal.is_customer else None,
+        )
+        page = self.paginate_queryset(customers)
+        return self.get_paginated_response(CustomerOutput(page, many=True).data)
+
+    @extend_schema(
+        operation_id="customers_create",
+        request=CustomerCreateInput,
+        responses={201: CustomerOutput},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+    )
+    @idempotent(required=False)
+    def post(self, request: Request) -> Response:
+        _staff_only(request, "onboard customers")
+        payload = CustomerCreateInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        customer = services.customer_create(**payload.validated_data)
+        return Response(CustomerOutput(customer).data, status=status.HTTP_201_CREATED)
+
+
+class CustomerDetailView(APIView):
+    required_scopes = {"GET": ("customers:read",)}
+
+    @extend_schema(operation_id="customers_retrieve", responses=CustomerOutput)
+    def get(self, request: Request, customer_id: uuid.UUID) -> Response:
+        require_customer_access(request, customer_id)
+        customer = selectors.customer_get(customer_id=customer_id)
+        if customer is None:
+            raise services.CustomerNotFound(f"No customer {customer_id}.")
+        return Response(CustomerOutput(customer).data)
+
+
+class CustomerVerifyView(APIView):
+    required_scopes = {"POST": ("kyc:review",)}
+
+    @extend_schema(operation_id="customers_verify", request=None, responses=CustomerOutput)
+    def post(self, request: Request, customer_id: uuid.UUID) -> Response:
+        reviewer = _staff_only(request, "take KYC decisions")
+        customer = services.customer_verify(customer_id=customer_id, reviewer=reviewer.subject)
+        return Response(CustomerOutput(customer).data)
+
+
+class CustomerRejectView(APIView):
+    required_scopes = {"POST": ("kyc:review",)}
+
+    @extend_schema(operation_id="customers_reject", request=CustomerRejectInput, responses=CustomerOutput)
+    def post(self, request: Request, customer_id: uuid.UUID) -> Response:
+        reviewer = _staff_only(request, "take KYC decisions")
+        payload = CustomerRejectInput(data=request.data if request.data else {})
+        payload.is_valid(raise_exception=True)
+        data: dict[str, Any] = payload.validated_data
+        customer = services.customer_reject(customer_id=customer_id, reviewer=reviewer.subject, reason=data["reason"])
+        return Response(CustomerOutput(customer).data)

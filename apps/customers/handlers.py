@@ -1,0 +1,1 @@
+"""The customers context reacts to no other context's events yet."""

@@ -1,0 +1,119 @@
+"""The platform around the contexts: health, metrics, schema, errors, production settings."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from django.core.management import call_command
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.django_db
+
+
+def test_liveness(anonymous):
+    response = anonymous.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readiness_checks_the_database(anonymous):
+    response = anonymous.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"]["database"]["ok"] is True
+
+
+def test_readiness_fails_when_the_broker_is_unreachable(anonymous, settings):
+    settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:1"  # nothing listens on port 1
+    response = anonymous.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["broker"]["ok"] is False
+
+
+def test_metrics_are_exposed_for_prometheus(anonymous, staff):
+    staff.get("/api/v1/customers")
+    body = anonymous.get("/metrics").content.decode()
+    assert "django_http_requests_total_by_method_total" in body
+    assert "fintech_events_published_total" in body
+
+
+def test_unknown_paths_are_problems(anonymous):
+    response = anonymous.get("/no/such/page")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "not_found"
+
+
+def test_requests_carry_a_correlation_id_and_trace_context_back(anonymous):
+    response = anonymous.get(
+        "/healthz",
+        HTTP_X_CORRELATION_ID="corr-123",
+        HTTP_TRACEPARENT="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    )
+    assert response["X-Correlation-ID"] == "corr-123"
+    assert response["traceparent"].startswith("00-4bf92f3577b34da6a3ce929d0e0e4736-")
+
+
+def test_events_carry_the_trace_and_correlation_of_the_request(staff):
+    from outbox.models import OutboxEvent
+
+    staff.post(
+        "/api/v1/customers",
+        {"name": "Ana", "email": "a@example.com", "document": "52998224725"},
+        format="json",
+        HTTP_X_CORRELATION_ID="onboarding-42",
+        HTTP_TRACEPARENT="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    )
+    event = OutboxEvent.objects.get()
+    assert event.headers["correlation_id"] == "onboarding-42"
+    assert event.headers["traceparent"].startswith("00-4bf92f3577b34da6a3ce929d0e0e4736-")
+
+
+def test_schema_and_docs_are_served(anonymous):
+    schema = anonymous.get("/api/schema/")
+    assert schema.status_code == 200
+    assert b"/api/v1/customers" in schema.content
+    assert anonymous.get("/api/docs/").status_code == 200
+
+
+def test_the_committed_openapi_schema_matches_the_code(tmp_path):
+    generated = tmp_path / "openapi.yaml"
+    call_command("spectacular", "--file", str(generated), "--validate")
+    committed = yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text())
+    assert yaml.safe_load(generated.read_text()) == committed, "run `make schema` and commit docs/openapi.yaml"
+
+
+def _manage(*args, env):
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SECRET_KEY", "DATABASE_URL"))}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env}, capture_output=True, text=True, check=False
+    )
+
+
+def test_production_refuses_insecure_settings():
+    result = _manage("check", env={"DJANGO_ENV": "production"})
+    assert result.returncode != 0
+    assert "Refusing to start in production" in result.stderr
+    for missing in ("SECRET_KEY", "OIDC_ISSUER", "DATABASE_URL", "ALLOWED_HOSTS", "FINTECH_ENCRYPTION_KEYS"):
+        assert missing in result.stderr
+
+
+def test_production_settings_pass_the_deployment_checks():
+    result = _manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        env={
+            "DJANGO_ENV": "production",
+            "SECRET_KEY": "q8Zr-3vN_tW1mK9pL2xB7cY4hJ6fD0sG5aE-uR8iO3nV1wQ7zT2yC9kM4bX6eH0j",
+            "ALLOWED_HOSTS": "bank.example",
+            "OIDC_ISSUER": "https://id.bank.example/realms/fintech",
+            "DATABASE_URL": "postgres://fintech:secret@127.0.0.1:55432/fintech",
+            "FINTECH_ENCRYPTION_KEYS": "k1",
+        },
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
