@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Serves the bank for `make run`: migrations, the web server, the event sweeper and the relay.
+# Honours the environment, so `eval "$(make -s services-up)"` first runs it on PostgreSQL/Redis.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=.venv/bin/python
+PORT="${PORT:-8000}"
+
+$PY manage.py migrate --noinput >&2
+$PY manage.py collectstatic --noinput -v 0 >&2
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+# The sweeper delivers what in-process dispatch left (retries, crashes); the relay ships
+# committed events to the sink (a log by default, Kafka when KAFKA_BOOTSTRAP_SERVERS is set).
+$PY manage.py dispatch_events & pids+=($!)
+$PY manage.py relay_outbox & pids+=($!)
+
+cat >&2 <<MSG
+
+  The bank is serving on http://127.0.0.1:${PORT}/  (API docs: /api/docs/, admin: /admin/)
+  Get a token:  .venv/bin/python manage.py issue_token --sub teller-1 --scopes "customers:read customers:write kyc:review"
+
+MSG
+$PY manage.py runserver "127.0.0.1:${PORT}" --noreload
