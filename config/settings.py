@@ -67,6 +67,9 @@ INSTALLED_APPS = [
     "fintech.auth",
     "outbox",
     "apps.customers",
+    "apps.accounts",
+    "apps.ledger",
+    "apps.transactions",
 ]
 # Extra apps for the test suite only (a probe context that measures the event spine).
 INSTALLED_APPS += env_list("FINTECH_TEST_APPS")
@@ -206,6 +209,7 @@ SPECTACULAR_SETTINGS = {
         "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
     },
     "SECURITY": [{"bearerAuth": []}],
+    "ENUM_NAME_OVERRIDES": {"EntrySideEnum": ["debit", "credit"]},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "fintech.api.schema.add_problem_responses",

@@ -6,6 +6,9 @@ from fintech.api import health
 
 api_v1 = [
     path("", include("apps.customers.api.urls")),
+    path("", include("apps.accounts.api.urls")),
+    path("", include("apps.transactions.api.urls")),
+    path("", include("apps.ledger.api.urls")),
 ]
 
 urlpatterns = [

@@ -151,7 +151,9 @@ def run_idempotent(
         # Handlers that ran after the commit (the embedded choreography) may have moved the
         # resource on; answer with, and keep for replays, its state as of now.
         response = refresh(response)
-        IdempotencyRecord.objects.filter(pk=record.pk).update(response_body=_plain(response.data))
+        IdempotencyRecord.objects.filter(pk=record.pk).update(
+            status_code=response.status_code, response_body=_plain(response.data)
+        )
     return response
 
 

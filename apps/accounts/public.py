@@ -1,0 +1,32 @@
+"""What other contexts may ask the accounts context synchronously. Plain data only."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from apps.accounts.selectors import account_get
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSnapshot:
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    currency: str
+    status: str  # active, blocked or closed
+    number: str
+
+
+def account_snapshot(account_id: uuid.UUID, *, lock: bool = False) -> AccountSnapshot | None:
+    """The account as it is now. `lock=True` (inside a transaction) holds its row until the
+    caller commits, so its status cannot change under an operation that depends on it."""
+    account = account_get(account_id=account_id, lock=lock)
+    if account is None:
+        return None
+    return AccountSnapshot(
+        id=account.id,
+        customer_id=account.customer_id,
+        currency=account.currency,
+        status=account.status,
+        number=account.number,
+    )

@@ -1,0 +1,170 @@
+"""Commands of the accounts context: opening, blocking, unblocking and closing accounts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.accounts.events import AccountBlocked, AccountClosed, AccountCreated, AccountUnblocked
+from apps.accounts.models import BankAccount
+from apps.accounts.numbers import new_account_number
+from apps.customers import public as customers
+from apps.ledger import public as ledger
+from fintech.errors import Conflict, NotFound, ValidationFailed
+from outbox.publisher import publish, rfc3339
+
+
+class AccountNotFound(NotFound):
+    code = "account_not_found"
+    title = "Account not found"
+
+
+class CustomerNotFound(NotFound):
+    code = "customer_not_found"
+    title = "Customer not found"
+
+
+class CustomerNotVerified(Conflict):
+    code = "customer_not_verified"
+    title = "The customer has not passed KYC"
+
+
+class InvalidAccountStatus(Conflict):
+    code = "invalid_account_status"
+    title = "The account's status does not allow this"
+
+
+class AccountNotEmpty(Conflict):
+    code = "account_not_empty"
+    title = "Only an account with a zero balance and no holds can be closed"
+
+
+class UnsupportedCurrency(ValidationFailed):
+    code = "unsupported_currency"
+    title = "The bank does not keep accounts in this currency"
+
+
+def account_open(*, customer_id: uuid.UUID, currency: str | None = None, now: datetime | None = None) -> BankAccount:
+    now = now or timezone.now()
+    currency = currency or settings.FINTECH_DEFAULT_CURRENCY
+    if currency not in settings.FINTECH_SUPPORTED_CURRENCIES:
+        raise UnsupportedCurrency(
+            f"Accounts are kept in {', '.join(settings.FINTECH_SUPPORTED_CURRENCIES)}.",
+            errors={"currency": [f"Must be one of {', '.join(settings.FINTECH_SUPPORTED_CURRENCIES)}."]},
+        )
+    kyc = customers.customer_kyc_status(customer_id)
+    if kyc is None:
+        raise CustomerNotFound(f"No customer {customer_id}.")
+    if kyc != "verified":
+        raise CustomerNotVerified(f"The customer is {kyc}; accounts open only for verified customers.")
+    for _ in range(10):
+        try:
+            with transaction.atomic():
+                account = BankAccount.objects.create(
+                    number=new_account_number(),
+                    customer_id=customer_id,
+                    currency=currency,
+                    created_at=now,
+                    updated_at=now,
+                )
+                ledger.open_account(account_id=account.id, currency=currency)
+                publish(
+                    AccountCreated(
+                        account_id=str(account.id),
+                        customer_id=str(customer_id),
+                        currency=currency,
+                        created_at=rfc3339(now),
+                    ),
+                    occurred_at=now,
+                )
+                return account
+        except IntegrityError:
+            continue  # another account drew the same number: draw again
+    raise RuntimeError("Could not draw a free account number in 10 tries")
+
+
+def _account_for_update(account_id: uuid.UUID) -> BankAccount:
+    account = BankAccount.objects.select_for_update().filter(pk=account_id).first()
+    if account is None:
+        raise AccountNotFound(f"No account {account_id}.")
+    return account
+
+
+def _change_status(
+    *,
+    account_id: uuid.UUID,
+    allowed_from: set[str],
+    to: str,
+    event_class: type[AccountBlocked] | type[AccountUnblocked] | type[AccountClosed],
+    reason: str,
+    changed_by: str,
+    now: datetime | None,
+) -> BankAccount:
+    now = now or timezone.now()
+    with transaction.atomic():
+        account = _account_for_update(account_id)
+        if account.status not in allowed_from:
+            raise InvalidAccountStatus(f"The account is {account.status}.", status_now=account.status)
+        if to == BankAccount.Status.CLOSED:
+            balance = ledger.balances_of([account.id]).get(account.id)
+            if balance is not None and (balance.balance != 0 or balance.held != 0):
+                raise AccountNotEmpty(
+                    f"The account holds {balance.balance} with {balance.held} on hold; it must be zero to close."
+                )
+            account.closed_at = now
+        account.status = to
+        account.status_reason = reason
+        account.updated_at = now
+        account.save(update_fields=["status", "status_reason", "updated_at", "closed_at"])
+        publish(
+            event_class(
+                account_id=str(account.id),
+                customer_id=str(account.customer_id),
+                status=to,
+                reason=reason,
+                changed_by=changed_by,
+                changed_at=rfc3339(now),
+            ),
+            occurred_at=now,
+        )
+    return account
+
+
+def account_block(*, account_id: uuid.UUID, reason: str, changed_by: str, now: datetime | None = None) -> BankAccount:
+    return _change_status(
+        account_id=account_id,
+        allowed_from={BankAccount.Status.ACTIVE},
+        to=BankAccount.Status.BLOCKED,
+        event_class=AccountBlocked,
+        reason=reason,
+        changed_by=changed_by,
+        now=now,
+    )
+
+
+def account_unblock(*, account_id: uuid.UUID, reason: str, changed_by: str, now: datetime | None = None) -> BankAccount:
+    return _change_status(
+        account_id=account_id,
+        allowed_from={BankAccount.Status.BLOCKED},
+        to=BankAccount.Status.ACTIVE,
+        event_class=AccountUnblocked,
+        reason=reason,
+        changed_by=changed_by,
+        now=now,
+    )
+
+
+def account_close(*, account_id: uuid.UUID, reason: str, changed_by: str, now: datetime | None = None) -> BankAccount:
+    return _change_status(
+        account_id=account_id,
+        allowed_from={BankAccount.Status.ACTIVE, BankAccount.Status.BLOCKED},
+        to=BankAccount.Status.CLOSED,
+        event_class=AccountClosed,
+        reason=reason,
+        changed_by=changed_by,
+        now=now,
+    )

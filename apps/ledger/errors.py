@@ -1,0 +1,40 @@
+"""Refusals of the ledger. Other contexts see them through `apps.ledger.public`."""
+
+from __future__ import annotations
+
+from fintech.errors import Conflict, NotFound, Unprocessable, ValidationFailed
+
+
+class InsufficientFunds(Unprocessable):
+    code = "insufficient_funds"
+    title = "Insufficient funds"
+
+
+class UnbalancedTransaction(ValidationFailed):
+    code = "unbalanced_transaction"
+    title = "Debits and credits differ"
+
+
+class InvalidPosting(ValidationFailed):
+    code = "invalid_posting"
+    title = "Invalid posting"
+
+
+class LedgerCurrencyMismatch(Unprocessable):
+    code = "currency_mismatch"
+    title = "Currency does not match the account"
+
+
+class LedgerAccountNotFound(NotFound):
+    code = "ledger_account_not_found"
+    title = "Ledger account not found"
+
+
+class HoldNotActive(Conflict):
+    code = "hold_not_active"
+    title = "The hold is no longer active"
+
+
+class AlreadyReversed(Conflict):
+    code = "already_reversed"
+    title = "This journal transaction was already reversed"

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from apps.ledger.reconciliation import reconcile_ledger
+
+
+class Command(BaseCommand):
+    help = "Prove the books: balanced journal transactions, balances equal to their entries, zero-sum per currency."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--chunk-size", type=int, default=20_000)
+        parser.add_argument("--quiet", action="store_true", help="No progress bar.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        def progress(stage: str, done: int, total: int) -> None:
+            if options["quiet"]:
+                return
+            width = 30
+            filled = width * done // total if total else width
+            sys.stderr.write(f"\r{stage} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+            if done >= total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+        report = reconcile_ledger(chunk_size=options["chunk_size"], progress=progress)
+        self.stdout.write(
+            f"checked {report.journal_transactions_checked} journal transactions, {report.entries_checked} entries, "
+            f"{report.accounts_checked} ledger accounts"
+        )
+        for currency, net in sorted(report.totals_by_currency.items()):
+            self.stdout.write(f"  {currency}: debits - credits = {net}")
+        if report.ok:
+            self.stdout.write(self.style.SUCCESS("the books reconcile"))
+            return
+        for problem in report.problems:
+            self.stdout.write(self.style.ERROR(f"  - {problem}"))
+        raise CommandError(f"the books do not reconcile: {len(report.problems)} problem(s)")

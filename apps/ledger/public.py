@@ -1,0 +1,112 @@
+"""What other contexts may ask of, or tell, the ledger synchronously. Plain data only.
+
+Two commands live here besides questions: opening the ledger account behind a new bank
+account, and placing the hold of a transfer. Both must commit in the same database
+transaction as the caller's own change (an account without its ledger account, or a transfer
+without its hold, must never exist). When a context leaves the monolith these become steps
+of a saga; see docs/adr/0002-synchronous-public-commands.md.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from apps.ledger import selectors, services
+from apps.ledger.errors import InsufficientFunds, LedgerCurrencyMismatch
+
+__all__ = [
+    "Balance",
+    "InsufficientFunds",
+    "LedgerCurrencyMismatch",
+    "StatementLine",
+    "balances_of",
+    "deposit",
+    "open_account",
+    "place_hold",
+    "statement",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    currency: str
+    balance: int  # posted
+    held: int
+    available: int
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLine:
+    cursor: int
+    entry_id: uuid.UUID
+    transaction_id: uuid.UUID
+    direction: str  # "debit" or "credit", as the account holder sees it
+    amount: int
+    currency: str
+    balance_after: int
+    description: str
+    kind: str
+    posted_at: datetime
+
+
+def open_account(*, account_id: uuid.UUID, currency: str) -> uuid.UUID:
+    """Open the ledger account that backs bank account `account_id`; returns its id."""
+    return services.customer_ledger_account_open(owner_ref=account_id, currency=currency).id
+
+
+def balances_of(account_ids: list[uuid.UUID]) -> dict[uuid.UUID, Balance]:
+    accounts = selectors.ledger_accounts_of(owner_refs=account_ids)
+    return {
+        owner: Balance(currency=a.currency, balance=a.balance, held=a.held, available=a.balance - a.held)
+        for owner, a in accounts.items()
+    }
+
+
+def place_hold(*, account_id: uuid.UUID, amount: int, currency: str, hold_key: str) -> uuid.UUID:
+    """Set money aside for an operation in flight. Raises InsufficientFunds."""
+    return services.hold_place(owner_ref=account_id, amount=amount, currency=currency, hold_key=hold_key).id
+
+
+def deposit(*, account_id: uuid.UUID, amount: int, currency: str, posting_key: str, reference: str) -> uuid.UUID:
+    """Credit the account against the bank's settlement account; returns the journal transaction id."""
+    journal = services.deposit_post(
+        owner_ref=account_id, amount=amount, currency=currency, posting_key=posting_key, reference=reference
+    )
+    return journal.id
+
+
+def statement(
+    *,
+    account_id: uuid.UUID,
+    posted_from: datetime | None = None,
+    posted_to: datetime | None = None,
+    before_cursor: int | None = None,
+    limit: int = 50,
+) -> list[StatementLine]:
+    ledger_account = selectors.ledger_account_of(owner_ref=account_id)
+    if ledger_account is None:
+        return []
+    entries = selectors.statement_entries(
+        ledger_account_id=ledger_account.id,
+        posted_from=posted_from,
+        posted_to=posted_to,
+        before_id=before_cursor,
+        limit=limit,
+    )
+    return [
+        StatementLine(
+            cursor=e.id,
+            entry_id=e.entry_id,
+            transaction_id=e.transaction_id,
+            direction=e.side,
+            amount=e.amount,
+            currency=e.currency,
+            balance_after=e.balance_after,
+            description=e.transaction.description,
+            kind=e.transaction.kind,
+            posted_at=e.posted_at,
+        )
+        for e in entries
+    ]

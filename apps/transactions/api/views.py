@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import uuid
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.generics import GenericAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.transactions import selectors, services
+from apps.transactions.api.serializers import DepositInput, DepositOutput, TransferInput, TransferOutput
+from apps.transactions.models import Transfer
+from fintech.api.idempotency import idempotent
+from fintech.auth.permissions import current_principal
+from fintech.errors import ValidationFailed
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=True, description="Required: one effect per key."
+)
+
+
+def _transfer_response(transfer: Transfer) -> Response:
+    # 201 once the outcome is known; 202 while the choreography still runs (poll GET /transfers/{id}).
+    code = status.HTTP_201_CREATED if transfer.status in Transfer.FINAL else status.HTTP_202_ACCEPTED
+    return Response(TransferOutput(transfer).data, status=code)
+
+
+class TransferListCreateView(GenericAPIView[Transfer]):
+    required_scopes = {"GET": ("transfers:read",), "POST": ("transfers:write",)}
+    serializer_class = TransferOutput
+
+    @extend_schema(
+        operation_id="transfers_list",
+        parameters=[
+            OpenApiParameter("account_id", uuid.UUID),
+            OpenApiParameter("status", str, enum=[s.value for s in Transfer.Status]),
+        ],
+        responses=TransferOutput(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        principal = current_principal(request)
+        raw_account = request.query_params.get("account_id")
+        try:
+            account_id = uuid.UUID(raw_account) if raw_account else None
+        except ValueError:
+            raise ValidationFailed("account_id must be a UUID.", errors={"account_id": ["Must be a UUID."]}) from None
+        transfers = selectors.transfer_list(
+            account_id=account_id,
+            status=request.query_params.get("status") or None,
+            customer_id=principal.customer_id if principal.is_customer else None,
+        )
+        page = self.paginate_queryset(transfers)
+        return self.get_paginated_response(TransferOutput(page, many=True).data)
+
+    @extend_schema(
+        operation_id="transfers_create",
+        request=TransferInput,
+        responses={201: TransferOutput, 202: TransferOutput},
+        parameters=[IDEMPOTENCY_KEY],
+    )
+    @idempotent(required=True)
+    def post(self, request: Request) -> Response:
+        principal = current_principal(request)
+        payload = TransferInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        transfer = services.transfer_initiate(
+            **payload.validated_data,
+            initiated_by=principal.subject,
+            on_behalf_of=principal.customer_id if principal.is_customer else None,
+        )
+        return _transfer_response(transfer)
+
+    def refresh_after_commit(self, request: Request, response: Response) -> Response:
+        transfer = selectors.transfer_get(transfer_id=uuid.UUID(str(response.data["id"])))
+        return _transfer_response(transfer) if transfer else response
+
+
+class TransferDetailView(APIView):
+    required_scopes = {"GET": ("transfers:read",)}
+
+    @extend_schema(operation_id="transfers_retrieve", responses=TransferOutput)
+    def get(self, request: Request, transfer_id: uuid.UUID) -> Response:
+        principal = current_principal(request)
+        transfer = selectors.transfer_get(transfer_id=transfer_id)
+        if transfer is None or (
+            principal.is_customer and principal.customer_id not in (transfer.from_customer_id, transfer.to_customer_id)
+        ):
+            raise services.TransferNotFound(f"No transfer {transfer_id}.")
+        return Response(TransferOutput(transfer).data)
+
+
+class DepositCreateView(APIView):
+    required_scopes = {"POST": ("deposits:write",)}
+
+    @extend_schema(
+        operation_id="deposits_create",
+        request=DepositInput,
+        responses={201: DepositOutput},
+        parameters=[IDEMPOTENCY_KEY],
+    )
+    @idempotent(required=True)
+    def post(self, request: Request) -> Response:
+        principal = current_principal(request)
+        if principal.is_customer:
+            raise PermissionDenied("Deposits are made by the bank's tellers and cash-in systems.", code="staff_only")
+        payload = DepositInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        deposit = services.deposit_make(**payload.validated_data, made_by=principal.subject)
+        return Response(DepositOutput(deposit).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from fintech.events import DomainEvent
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransferEvent(DomainEvent):
+    source: ClassVar[str] = "transactions"
+    aggregate_field: ClassVar[str] = "transfer_id"
+
+    transfer_id: str
+    from_account_id: str
+    to_account_id: str
+    amount: int
+    currency: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransactionInitiated(TransferEvent):
+    event_type: ClassVar[str] = "transaction.initiated"
+
+    customer_id: str
+    description: str
+    initiated_at: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransactionValidated(TransferEvent):
+    event_type: ClassVar[str] = "transaction.validated"
+
+    description: str
+    validated_at: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransactionCompleted(TransferEvent):
+    event_type: ClassVar[str] = "transaction.completed"
+
+    journal_transaction_id: str
+    completed_at: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransactionFailed(TransferEvent):
+    event_type: ClassVar[str] = "transaction.failed"
+
+    failure_code: str
+    failed_at: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DepositCompleted(DomainEvent):
+    event_type: ClassVar[str] = "deposit.completed"
+    source: ClassVar[str] = "transactions"
+    aggregate_field: ClassVar[str] = "account_id"
+
+    deposit_id: str
+    account_id: str
+    amount: int
+    currency: str
+    reference: str
+    journal_transaction_id: str
+    completed_at: str
