@@ -116,6 +116,8 @@ def _database() -> dict[str, Any]:
             config["CONN_HEALTH_CHECKS"] = True
             config.setdefault("OPTIONS", {})
             config["OPTIONS"].setdefault("connect_timeout", 5)
+            if env_str("DATABASE_TEST_NAME"):
+                config["TEST"] = {"NAME": env_str("DATABASE_TEST_NAME")}
         return config
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     return {
@@ -150,6 +152,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {"task": "outbox.tasks.sweep_outbox", "schedule": 5.0},
+    "purge-outbox": {"task": "outbox.tasks.purge_outbox", "schedule": 3600.0},
 }
 
 # --- Event spine ----------------------------------------------------------------------------
@@ -164,6 +167,18 @@ FINTECH_HANDLER_RETRY_MAX_SECONDS = float(env_str("FINTECH_HANDLER_RETRY_MAX_SEC
 # picks them up. Younger ones are still being handled by the process that wrote them.
 FINTECH_SWEEP_GRACE_SECONDS = float(env_str("FINTECH_SWEEP_GRACE_SECONDS", "10"))
 KAFKA_BOOTSTRAP_SERVERS = env_str("KAFKA_BOOTSTRAP_SERVERS")
+KAFKA_TOPIC_PARTITIONS = env_int("KAFKA_TOPIC_PARTITIONS", 3)
+KAFKA_TOPIC_REPLICATION = env_int("KAFKA_TOPIC_REPLICATION", 1)
+KAFKA_LINGER_MS = env_int("KAFKA_LINGER_MS", 5)
+KAFKA_COMPRESSION = env_str("KAFKA_COMPRESSION", "lz4")
+KAFKA_DELIVERY_TIMEOUT_MS = env_int("KAFKA_DELIVERY_TIMEOUT_MS", 30_000)
+# Extra librdkafka settings (security.protocol, sasl.*, ...) as "key=value,key=value".
+KAFKA_EXTRA_CONFIG = dict(item.split("=", 1) for item in env_list("KAFKA_EXTRA_CONFIG") if "=" in item)
+KAFKA_CONSUMER_MAX_ATTEMPTS = env_int("KAFKA_CONSUMER_MAX_ATTEMPTS", 5)
+KAFKA_CONSUMER_RETRY_BASE_SECONDS = float(env_str("KAFKA_CONSUMER_RETRY_BASE_SECONDS", "0.5"))
+# Sent outbox rows are removed after this many days (the Kafka topics keep the history).
+FINTECH_OUTBOX_RETENTION_DAYS = env_int("FINTECH_OUTBOX_RETENTION_DAYS", 7)
+FINTECH_INBOX_RETENTION_DAYS = env_int("FINTECH_INBOX_RETENTION_DAYS", 30)
 FINTECH_RELAY_SINK = env_str("FINTECH_RELAY_SINK", "kafka" if KAFKA_BOOTSTRAP_SERVERS else "log")
 FINTECH_RELAY_FILE = env_str("FINTECH_RELAY_FILE", str(VAR_DIR / "relayed-events.jsonl"))
 FINTECH_RELAY_BATCH_SIZE = env_int("FINTECH_RELAY_BATCH_SIZE", 500)

@@ -12,3 +12,5 @@ os.environ.setdefault(
     "FINTECH_DEV_ISSUER_KEY_PATH",
     os.path.join(os.environ.get("TMPDIR", "/tmp"), "fintech-test-dev-issuer-key.pem"),
 )
+# Each test run gets its own PostgreSQL test database, so two runs on one machine never collide.
+os.environ.setdefault("DATABASE_TEST_NAME", f"test_fintech_{os.getpid()}")

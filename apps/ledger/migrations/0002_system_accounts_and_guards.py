@@ -101,7 +101,7 @@ SQLITE_GUARDS_REVERSE = [
 def install_guards(apps, schema_editor):
     vendor = schema_editor.connection.vendor
     if vendor == "postgresql":
-        schema_editor.execute(POSTGRES_GUARDS)
+        schema_editor.execute(POSTGRES_GUARDS, params=None)  # no placeholders: the '%' are PL/pgSQL's
     elif vendor == "sqlite":
         for statement in SQLITE_GUARDS:
             schema_editor.execute(statement)
@@ -110,7 +110,7 @@ def install_guards(apps, schema_editor):
 def remove_guards(apps, schema_editor):
     vendor = schema_editor.connection.vendor
     if vendor == "postgresql":
-        schema_editor.execute(POSTGRES_GUARDS_REVERSE)
+        schema_editor.execute(POSTGRES_GUARDS_REVERSE, params=None)
     elif vendor == "sqlite":
         for statement in SQLITE_GUARDS_REVERSE:
             schema_editor.execute(statement)
