@@ -8,15 +8,17 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt 2>/dev/null | sha1sum | cut -c1-12)
 # The services the test suite needs; later issues add kafka, cassandra, keycloak.
-TEST_SERVICES ?= postgres redis
+TEST_SERVICES ?= postgres redis kafka
 
-.PHONY: help install run test test-sqlite test-postgres lint format schema services-up services-down services-status clean
+.PHONY: help install run test test-sqlite test-postgres lint format schema services-up services-down services-status \
+	bench-relay clean
 
 help:
 	@echo "make run            serve the bank on 127.0.0.1:$(PORT) (SQLite, in-process events)"
 	@echo "make test           start the services the suite needs and run the whole suite"
 	@echo "make lint           ruff, mypy, import-linter, makemigrations --check"
-	@echo "make services-up    start PostgreSQL and Redis here; prints export lines for eval"
+	@echo "make services-up    start PostgreSQL, Redis and Kafka here; prints export lines for eval"
+	@echo "make bench-relay    events/s from PostgreSQL to Kafka by one relay, against the raw producer"
 	@echo "make services-down  stop them"
 	@echo "make schema         regenerate docs/openapi.yaml"
 
@@ -37,16 +39,29 @@ test: $(STAMP)
 	exports="$$(FINTECH_SERVICES="$(TEST_SERVICES)" deploy/local/services.sh up)"; \
 	eval "$$exports"; \
 	$(MAKE) --no-print-directory test-sqlite; \
-	$(MAKE) --no-print-directory test-postgres DATABASE_URL="$$DATABASE_URL" REDIS_URL="$$REDIS_URL"
+	$(MAKE) --no-print-directory test-postgres DATABASE_URL="$$DATABASE_URL" REDIS_URL="$$REDIS_URL" \
+		KAFKA_BOOTSTRAP_SERVERS="$$KAFKA_BOOTSTRAP_SERVERS"
 
-# The embedded default: SQLite, every test except those that need PostgreSQL itself.
+# The embedded default: SQLite, every test except those that need PostgreSQL or Kafka.
 test-sqlite: $(STAMP)
-	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -m "not postgres" -p no:cacheprovider $(PYTEST_ARGS)
+	env -u DATABASE_URL -u REDIS_URL -u KAFKA_BOOTSTRAP_SERVERS $(PY) -m pytest -m "not postgres and not kafka" \
+		-p no:cacheprovider $(PYTEST_ARGS)
 
-# The system of record: the whole suite on PostgreSQL (DATABASE_URL must be set).
+# The system of record: the whole suite on PostgreSQL, with the real broker (both must be set).
 test-postgres: $(STAMP)
 	@test -n "$(DATABASE_URL)" || { echo "test-postgres needs DATABASE_URL (eval \"\$$(make -s services-up)\")" >&2; exit 1; }
-	DATABASE_URL="$(DATABASE_URL)" $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	@test -n "$(KAFKA_BOOTSTRAP_SERVERS)" || { echo "test-postgres needs KAFKA_BOOTSTRAP_SERVERS" >&2; exit 1; }
+	DATABASE_URL="$(DATABASE_URL)" KAFKA_BOOTSTRAP_SERVERS="$(KAFKA_BOOTSTRAP_SERVERS)" \
+		$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+# Not a test: a measurement on the real services, written down in docs/benchmarks.md.
+bench-relay: $(STAMP)
+	@set -euo pipefail; \
+	exports="$$(FINTECH_SERVICES="postgres kafka" deploy/local/services.sh up)"; \
+	eval "$$exports"; \
+	$(PY) manage.py migrate --noinput -v 0; \
+	$(PY) manage.py relay_outbox --once --sink kafka >/dev/null; \
+	$(PY) manage.py bench_relay --events $${BENCH_EVENTS:-50000} --rounds $${BENCH_ROUNDS:-3}
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

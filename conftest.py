@@ -56,3 +56,18 @@ def require_postgres() -> None:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
         pytest.fail("This test needs PostgreSQL: run it with DATABASE_URL set (make test does).", pytrace=False)
+    if item.get_closest_marker("kafka") and not _kafka_answers():
+        pytest.fail(
+            "This test needs the Kafka broker: run it with KAFKA_BOOTSTRAP_SERVERS set to a running broker "
+            "(make test starts one).",
+            pytrace=False,
+        )
+
+
+def _kafka_answers() -> bool:
+    from django.conf import settings
+
+    from fintech.api.health import _check_tcp
+
+    servers = settings.KAFKA_BOOTSTRAP_SERVERS
+    return bool(servers) and bool(_check_tcp(servers)["ok"])

@@ -172,9 +172,16 @@ def deliver(row: OutboxEvent, *, now: datetime | None = None) -> DispatchReport:
         DeliveryAttempt.objects.filter(event_id=row.event_id, handler=sub.name).delete()
     if pending:
         report.pending_event_ids.append(row.event_id)
-    else:
-        OutboxEvent.objects.filter(pk=row.pk, dispatched_at__isnull=True).update(dispatched_at=timezone.now())
+    elif row.pk is not None:
+        _mark_dispatched(row.pk)
     return report
+
+
+def _mark_dispatched(pk: int) -> None:
+    """Every handler is done with the row: it goes once the relay has shipped it too."""
+    deleted, _ = OutboxEvent.objects.filter(pk=pk, sent_at__isnull=False).delete()
+    if not deleted:
+        OutboxEvent.objects.filter(pk=pk, dispatched_at__isnull=True).update(dispatched_at=timezone.now())
 
 
 def dispatch(
@@ -245,14 +252,21 @@ def replay_dead_letters(
         letters = letters.filter(event_id=event_id)
     if dead_letter_ids is not None:
         letters = letters.filter(pk__in=list(dead_letter_ids))
-    event_ids: list[uuid.UUID] = []
+    replayed: list[DeadLetter] = []
     with transaction.atomic():
         for letter in letters.select_for_update():
             letter.replayed_at = timezone.now()
             letter.save(update_fields=["replayed_at"])
             DeliveryAttempt.objects.filter(event_id=letter.event_id, handler=letter.handler).delete()
-            OutboxEvent.objects.filter(event_id=letter.event_id).update(dispatched_at=None)
-            event_ids.append(letter.event_id)
-    if not event_ids:
-        return DispatchReport()
-    return dispatch(event_ids=event_ids, limit=len(event_ids))
+            replayed.append(letter)
+    report = DispatchReport()
+    for letter in replayed:
+        # The outbox row may be gone (shipped and done): the dead letter kept the event.
+        row = OutboxEvent.objects.filter(event_id=letter.event_id).first() or OutboxEvent(
+            event_id=letter.event_id,
+            event_type=letter.event_type,
+            envelope=letter.envelope,
+            headers=letter.headers,
+        )
+        report.merge(deliver(row))
+    return report

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+
+class CurrentTransactionId(models.Func):
+    """The writing transaction's id on PostgreSQL (NULL elsewhere): lets the relay wait for
+    transactions that are still open, so rows that commit out of id order are not skipped
+    and are shipped in commit order."""
+
+    output_field = models.BigIntegerField()
+    template = "NULL"
+    arity = 0
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        return "(pg_current_xact_id()::text::bigint)", []
 
 
 class OutboxEvent(models.Model):
@@ -23,6 +37,7 @@ class OutboxEvent(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     dispatched_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    txid = models.BigIntegerField(null=True, blank=True, editable=False, db_default=CurrentTransactionId())
 
     class Meta:
         ordering = ["id"]

@@ -7,33 +7,66 @@ import fcntl
 import json
 import logging
 import os
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
 from django.utils.module_loading import import_string
 
 from outbox.models import OutboxEvent
 
+if TYPE_CHECKING:
+    from fintech.kafka.producer import Record
+
 logger = logging.getLogger("fintech.relay")
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEvent:
+    """An outbox row on its way out: the envelope as the JSON text it is stored as."""
+
+    id: int
+    event_id: uuid.UUID
+    event_type: str
+    aggregate_id: str
+    envelope_json: str
+    headers: dict[str, str]
+
+    @property
+    def envelope(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.envelope_json)
+        return value
+
+    @classmethod
+    def of(cls, row: OutboxEvent) -> OutgoingEvent:
+        return cls(
+            id=row.id,
+            event_id=row.event_id,
+            event_type=row.event_type,
+            aggregate_id=row.aggregate_id,
+            envelope_json=json.dumps(row.envelope, separators=(",", ":")),
+            headers=row.headers,
+        )
 
 
 class RelaySink(Protocol):
     name: str
 
-    def send(self, rows: Sequence[OutboxEvent]) -> None: ...
+    def send(self, events: Iterable[OutgoingEvent]) -> None: ...
 
     def close(self) -> None: ...
 
 
-def shipped_record(row: OutboxEvent) -> dict[str, object]:
-    """What a sink ships for one row: the key, the CloudEvent and its transport headers."""
-    return {
-        "key": row.aggregate_id,
-        "headers": {"ce_type": row.event_type, "ce_id": str(row.event_id), **row.headers},
-        "value": row.envelope,
-    }
+def transport_headers(event: OutgoingEvent) -> dict[str, str]:
+    return {"ce_type": event.event_type, "ce_id": str(event.event_id), **event.headers}
+
+
+def shipped_record(event: OutgoingEvent) -> dict[str, object]:
+    """What the log and file sinks write for one event: key, CloudEvent and transport headers."""
+    return {"key": event.aggregate_id, "headers": transport_headers(event), "value": event.envelope}
 
 
 class LogSink:
@@ -41,9 +74,9 @@ class LogSink:
 
     name = "log"
 
-    def send(self, rows: Sequence[OutboxEvent]) -> None:
-        for row in rows:
-            logger.info("event relayed", extra={"event": shipped_record(row)})
+    def send(self, events: Iterable[OutgoingEvent]) -> None:
+        for event in events:
+            logger.info("event relayed", extra={"event": shipped_record(event)})
 
     def close(self) -> None:
         return None
@@ -59,8 +92,8 @@ class FileSink:
         self.path = Path(path or settings.FINTECH_RELAY_FILE)
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    def send(self, rows: Sequence[OutboxEvent]) -> None:
-        lines = "".join(json.dumps(shipped_record(row), sort_keys=True) + "\n" for row in rows)
+    def send(self, events: Iterable[OutgoingEvent]) -> None:
+        lines = "".join(json.dumps(shipped_record(event), sort_keys=True) + "\n" for event in events)
         with open(self.path, "a", encoding="utf-8") as file:
             fcntl.flock(file, fcntl.LOCK_EX)
             try:
@@ -74,9 +107,47 @@ class FileSink:
         return None
 
 
+class KafkaSink:
+    """Ships each event to the topic named by its type, keyed by its aggregate id (so one
+    aggregate's events stay in order on one partition), with CloudEvents and trace headers.
+    `send` returns once the broker acknowledged the whole batch (acks=all)."""
+
+    name = "kafka"
+
+    def __init__(self) -> None:
+        from fintech.kafka.producer import BatchProducer
+
+        self._producer = BatchProducer()
+
+    @staticmethod
+    def record(event: OutgoingEvent) -> Record:
+        """The Kafka record of an event: topic = type, key = aggregate id, CloudEvent value."""
+        return (
+            event.event_type,
+            event.aggregate_id.encode(),
+            event.envelope_json.encode(),
+            list(transport_headers(event).items()),
+        )
+
+    def send(self, events: Iterable[OutgoingEvent]) -> None:
+        self._producer.send(
+            (
+                event.event_type,
+                event.aggregate_id.encode(),
+                event.envelope_json.encode(),
+                [("ce_type", event.event_type), ("ce_id", str(event.event_id)), *event.headers.items()],
+            )
+            for event in events
+        )
+
+    def close(self) -> None:
+        self._producer.close()
+
+
 SINKS: dict[str, str] = {
     "log": "outbox.sinks.LogSink",
     "file": "outbox.sinks.FileSink",
+    "kafka": "outbox.sinks.KafkaSink",
 }
 
 

@@ -18,3 +18,10 @@ def dispatch_events(event_ids: list[str]) -> int:
 @shared_task(name="outbox.tasks.sweep_outbox")
 def sweep_outbox() -> int:
     return dispatcher.sweep().handled
+
+
+@shared_task(name="outbox.tasks.purge_outbox")
+def purge_outbox() -> int:
+    from outbox.housekeeping import purge
+
+    return purge().outbox_events

@@ -192,3 +192,54 @@ def dispatcher_free_publish(customer_id):
     from outbox.publisher import publish
 
     publish(CustomerVerified(customer_id=str(customer_id), reviewed_by="probe", verified_at="2026-01-01T00:00:00Z"))
+
+
+@pytest.mark.postgres
+def test_rows_of_transactions_that_commit_out_of_id_order_are_not_skipped(tmp_path, settings):
+    """Transaction A writes its event first (smaller id) but commits last. The relay must not
+    ship B's event past A's, and must ship A's once it commits: both, in order."""
+    from outbox.relay import relay_pending
+    from outbox.sinks import FileSink
+
+    settings.FINTECH_EVENT_DISPATCH = "worker"
+    customer = customers.customer_create(name="Ana", email="a@example.com", document=DOCUMENTS[0])
+    relay_pending(FileSink(tmp_path / "before.jsonl"))
+    a_written, b_committed, a_may_commit = threading.Event(), threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def transaction_a():
+        try:
+            with transaction.atomic():
+                dispatcher_free_publish(customer.id)
+                a_written.set()
+                a_may_commit.wait(30)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    def transaction_b():
+        try:
+            a_written.wait(30)
+            with transaction.atomic():
+                dispatcher_free_publish(customer.id)
+            b_committed.set()
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=transaction_a), threading.Thread(target=transaction_b)]
+    for thread in threads:
+        thread.start()
+    assert b_committed.wait(30)
+    shipped = tmp_path / "shipped.jsonl"
+    assert relay_pending(FileSink(shipped)) == 0  # B's row waits for A, which is still open
+    a_may_commit.set()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert relay_pending(FileSink(shipped)) == 2
+    ids = [json.loads(line)["headers"]["ce_id"] for line in shipped.read_text().splitlines()]
+    expected = [str(e) for e in OutboxEvent.objects.order_by("id").values_list("event_id", flat=True)][1:]
+    assert ids == expected

@@ -8,6 +8,9 @@ PORT="${PORT:-8000}"
 
 $PY manage.py migrate --noinput >&2
 $PY manage.py collectstatic --noinput -v 0 >&2
+if [[ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
+  $PY manage.py kafka_topics >/dev/null  # the broker does not create topics on its own
+fi
 
 pids=()
 cleanup() {

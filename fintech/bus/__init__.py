@@ -43,6 +43,10 @@ def subscriptions_for(event_type: str) -> list[Subscription]:
     return list(_subscriptions.get(event_type, ()))
 
 
+def all_subscriptions() -> list[Subscription]:
+    return [sub for subs in _subscriptions.values() for sub in subs]
+
+
 def subscription_named(name: str) -> Subscription | None:
     for subs in _subscriptions.values():
         for sub in subs:

@@ -1,0 +1,91 @@
+"""Read what reached the real Kafka broker, from offsets captured before a scenario."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+from django.conf import settings
+
+Offsets = dict[tuple[str, int], int]
+
+
+@dataclass(frozen=True)
+class Shipped:
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    value: dict[str, Any] | None  # None for a record that is not JSON (other tests send poison)
+    headers: dict[str, str]
+
+
+def _json_or_none(raw: bytes | None) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw or b"")
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _consumer() -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+            "group.id": f"test-reader-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+
+
+def end_offsets(topics: Iterable[str]) -> Offsets:
+    consumer = _consumer()
+    try:
+        offsets: Offsets = {}
+        metadata = consumer.list_topics(timeout=10)
+        for topic in topics:
+            for partition in metadata.topics[topic].partitions:
+                _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                offsets[(topic, partition)] = high
+        return offsets
+    finally:
+        consumer.close()
+
+
+def read_since(start: Offsets, *, expect: int, timeout: float = 60.0) -> list[Shipped]:
+    """Every record written after `start`, once at least `expect` arrived (or the time is up)."""
+    consumer = _consumer()
+    consumer.assign([TopicPartition(topic, partition, offset) for (topic, partition), offset in start.items()])
+    shipped: list[Shipped] = []
+    deadline = time.monotonic() + timeout
+    quiet_until: float | None = None
+    try:
+        while time.monotonic() < deadline:
+            messages = consumer.consume(num_messages=5000, timeout=0.5)
+            for message in messages:
+                if message.error():
+                    continue
+                shipped.append(
+                    Shipped(
+                        topic=message.topic(),
+                        partition=message.partition(),
+                        offset=message.offset(),
+                        key=(message.key() or b"").decode(),
+                        value=_json_or_none(message.value()),
+                        headers={name: value.decode() for name, value in (message.headers() or [])},
+                    )
+                )
+            if len(shipped) >= expect:
+                # Keep reading briefly: duplicates beyond the expected count must be seen too.
+                quiet_until = quiet_until or time.monotonic() + 1.0
+                if not messages and time.monotonic() > quiet_until:
+                    break
+        return shipped
+    finally:
+        consumer.close()
