@@ -29,6 +29,10 @@ def new_cpf(rng: random.Random | None = None) -> str:
         return "".join(map(str, [*body, first, second]))
 
 
+def pending_customer(name: str = "Bia Lima") -> Customer:
+    return customers.customer_create(name=name, email="bia@example.com", document=new_cpf())
+
+
 def verified_customer(name: str = "Ana Souza") -> Customer:
     customer = customers.customer_create(name=name, email="ana@example.com", document=new_cpf())
     return customers.customer_verify(customer_id=customer.id, reviewer="kyc-tester")

@@ -4,9 +4,8 @@ import pytest
 
 from apps.accounts.models import BankAccount
 from apps.accounts.numbers import is_valid_account_number
-from apps.customers import services as customers
 from outbox.models import OutboxEvent
-from tests.factories import deposit, new_cpf, open_account, verified_customer
+from tests.factories import deposit, open_account, pending_customer, verified_customer
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +31,7 @@ class TestOpen:
         assert OutboxEvent.objects.filter(event_type="account.created", aggregate_id=body["id"]).exists()
 
     def test_a_pending_customer_cannot_have_an_account(self, staff):
-        pending = customers.customer_create(name="Bia", email="b@example.com", document=new_cpf())
+        pending = pending_customer()
         response = staff.post("/api/v1/accounts", {"customer_id": str(pending.id)}, format="json")
         assert_problem(response, 409, "customer_not_verified")
         assert not BankAccount.objects.exists()
