@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.db import connection
@@ -17,6 +17,22 @@ ALL_STAFF_SCOPES = (
 )
 
 ClientFactory = Callable[..., APIClient]
+
+
+@pytest.fixture(autouse=True)
+def _books_reconcile_after_each_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test that touched the database, the ledger still proves itself: whatever the
+    test did through the bank's code, money was neither created nor lost."""
+    yield
+    uses_db = any(name in request.fixturenames for name in ("db", "transactional_db", "django_db_setup")) or (
+        request.node.get_closest_marker("django_db") is not None
+    )
+    if not uses_db or request.node.get_closest_marker("corrupts_books"):
+        return
+    from apps.ledger.reconciliation import reconcile_ledger
+
+    report = reconcile_ledger()
+    assert report.ok, "the books do not reconcile after this test:\n" + "\n".join(report.problems)
 
 
 @pytest.fixture

@@ -14,3 +14,7 @@ os.environ.setdefault(
 )
 # Each test run gets its own PostgreSQL test database, so two runs on one machine never collide.
 os.environ.setdefault("DATABASE_TEST_NAME", f"test_fintech_{os.getpid()}")
+os.environ.setdefault(
+    "SQLITE_TEST_PATH",
+    os.path.join(os.environ.get("TMPDIR", "/tmp"), f"fintech-test-{os.getpid()}.sqlite3"),  # noqa: S108
+)
