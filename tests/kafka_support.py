@@ -89,3 +89,17 @@ def read_since(start: Offsets, *, expect: int, timeout: float = 60.0) -> list[Sh
         return shipped
     finally:
         consumer.close()
+
+
+def fresh_group(start: Offsets) -> str:
+    """A consumer group of its own whose committed offsets are `start`, so it reads only what
+    a scenario wrote after `start` was captured."""
+    group_id = f"test.group.{uuid.uuid4().hex[:12]}"
+    client = Consumer(
+        {"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "group.id": group_id, "enable.auto.commit": False}
+    )
+    try:
+        client.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in start.items()], asynchronous=False)
+    finally:
+        client.close()
+    return group_id

@@ -13,12 +13,14 @@ from django.db import transaction
 
 from apps.customers import services as customers
 from apps.customers.events import CustomerCreated
+from outbox.consumer import ConsumerRunner
 from outbox.models import OutboxEvent
 from outbox.publisher import publish
 from outbox.relay import relay_pending
 from outbox.sinks import build_sink
 from tests.factories import deposit, new_cpf, open_account
-from tests.kafka_support import end_offsets, read_since
+from tests.kafka_support import end_offsets, fresh_group, read_since
+from tests.spine.models import Tally
 from tests.spine.support import ROOT, manage, start_manage
 
 pytestmark = [pytest.mark.kafka, pytest.mark.django_db(transaction=True)]
@@ -126,6 +128,14 @@ def test_relay_killed_mid_batch_loses_nothing(settings):
     counts = Counter(record.headers.get("ce_id") for record in shipped)
     assert set(counts) >= expected  # every event at least once; duplicates are allowed
     assert sum(counts[event_id] for event_id in expected) >= 10_000
+
+    # The consumers' effects happen exactly once, duplicates on the topic notwithstanding.
+    report = ConsumerRunner("probe", ["customer.created"], group_id=fresh_group(start)).run(idle_timeout=5)
+    assert report.records >= 10_000
+    for handler in ("probe.count", "probe.fragile"):
+        tallies = Tally.objects.filter(handler=handler, event_id__in=list(expected))
+        assert tallies.count() == 10_000
+        assert set(tallies.values_list("applied", flat=True)) == {1}
 
 
 def kafka_script(action):
