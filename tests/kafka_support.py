@@ -25,6 +25,11 @@ class Shipped:
     headers: dict[str, str]
 
 
+def _headers(raw: Any) -> dict[str, str]:
+    pairs = raw.items() if isinstance(raw, dict) else (raw or [])
+    return {str(name): value.decode() if isinstance(value, bytes) else str(value) for name, value in pairs}
+
+
 def _json_or_none(raw: bytes | None) -> dict[str, Any] | None:
     try:
         value = json.loads(raw or b"")
@@ -73,12 +78,12 @@ def read_since(start: Offsets, *, expect: int, timeout: float = 60.0) -> list[Sh
                     continue
                 shipped.append(
                     Shipped(
-                        topic=message.topic(),
-                        partition=message.partition(),
-                        offset=message.offset(),
+                        topic=str(message.topic()),
+                        partition=int(message.partition() or 0),
+                        offset=int(message.offset() or 0),
                         key=(message.key() or b"").decode(),
                         value=_json_or_none(message.value()),
-                        headers={name: value.decode() for name, value in (message.headers() or [])},
+                        headers=_headers(message.headers()),
                     )
                 )
             if len(shipped) >= expect:
