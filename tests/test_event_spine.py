@@ -243,3 +243,24 @@ def test_rows_of_transactions_that_commit_out_of_id_order_are_not_skipped(tmp_pa
     ids = [json.loads(line)["headers"]["ce_id"] for line in shipped.read_text().splitlines()]
     expected = [str(e) for e in OutboxEvent.objects.order_by("id").values_list("event_id", flat=True)][1:]
     assert ids == expected
+
+
+def test_housekeeping_removes_only_what_has_done_its_job(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from outbox.housekeeping import purge
+
+    settings.FINTECH_EVENT_DISPATCH = "worker"
+    for document in DOCUMENTS[:3]:
+        customers.customer_create(name="Ana", email="a@example.com", document=document)
+    old = timezone.now() - timedelta(days=settings.FINTECH_OUTBOX_RETENTION_DAYS + 1)
+    done, unsent, undispatched = OutboxEvent.objects.order_by("id")
+    OutboxEvent.objects.filter(pk=done.pk).update(created_at=old, sent_at=old, dispatched_at=old)
+    OutboxEvent.objects.filter(pk=unsent.pk).update(created_at=old, dispatched_at=old)
+    OutboxEvent.objects.filter(pk=undispatched.pk).update(created_at=old, sent_at=old)
+
+    report = purge()
+    assert report.outbox_events == 1
+    assert set(OutboxEvent.objects.values_list("pk", flat=True)) == {unsent.pk, undispatched.pk}
