@@ -7,8 +7,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt 2>/dev/null | sha1sum | cut -c1-12)
-# The services the test suite needs; later issues add kafka, cassandra, keycloak.
-TEST_SERVICES ?= postgres redis kafka
+# The services the test suite needs; later issues add cassandra.
+TEST_SERVICES ?= postgres redis kafka keycloak
 
 .PHONY: help install run test test-sqlite test-postgres lint format schema services-up services-down services-status \
 	bench-relay clean
@@ -17,7 +17,7 @@ help:
 	@echo "make run            serve the bank on 127.0.0.1:$(PORT) (SQLite, in-process events)"
 	@echo "make test           start the services the suite needs and run the whole suite"
 	@echo "make lint           ruff, mypy, import-linter, makemigrations --check"
-	@echo "make services-up    start PostgreSQL, Redis and Kafka here; prints export lines for eval"
+	@echo "make services-up    start PostgreSQL, Redis, Kafka and Keycloak here; prints export lines for eval"
 	@echo "make bench-relay    events/s from PostgreSQL to Kafka by one relay, against the raw producer"
 	@echo "make services-down  stop them"
 	@echo "make schema         regenerate docs/openapi.yaml"
@@ -40,18 +40,22 @@ test: $(STAMP)
 	eval "$$exports"; \
 	$(MAKE) --no-print-directory test-sqlite; \
 	$(MAKE) --no-print-directory test-postgres DATABASE_URL="$$DATABASE_URL" REDIS_URL="$$REDIS_URL" \
-		KAFKA_BOOTSTRAP_SERVERS="$$KAFKA_BOOTSTRAP_SERVERS"
+		KAFKA_BOOTSTRAP_SERVERS="$$KAFKA_BOOTSTRAP_SERVERS" OIDC_ISSUER="$$OIDC_ISSUER"
 
-# The embedded default: SQLite, every test except those that need PostgreSQL or Kafka.
+# The embedded default: SQLite, every test except those that need PostgreSQL, Kafka, Redis or Keycloak.
 test-sqlite: $(STAMP)
-	env -u DATABASE_URL -u REDIS_URL -u KAFKA_BOOTSTRAP_SERVERS $(PY) -m pytest -m "not postgres and not kafka" \
-		-p no:cacheprovider $(PYTEST_ARGS)
+	env -u DATABASE_URL -u REDIS_URL -u KAFKA_BOOTSTRAP_SERVERS -u OIDC_ISSUER $(PY) -m pytest \
+		-m "not postgres and not kafka and not redis and not keycloak" -p no:cacheprovider $(PYTEST_ARGS)
 
-# The system of record: the whole suite on PostgreSQL, with the real broker (both must be set).
+# The system of record: the whole suite on PostgreSQL, with the real broker, Redis and Keycloak (all must be set).
+# The suite keeps the dev issuer: Keycloak's issuer reaches only tests/test_keycloak.py, as FINTECH_TEST_KEYCLOAK_ISSUER.
 test-postgres: $(STAMP)
 	@test -n "$(DATABASE_URL)" || { echo "test-postgres needs DATABASE_URL (eval \"\$$(make -s services-up)\")" >&2; exit 1; }
 	@test -n "$(KAFKA_BOOTSTRAP_SERVERS)" || { echo "test-postgres needs KAFKA_BOOTSTRAP_SERVERS" >&2; exit 1; }
-	DATABASE_URL="$(DATABASE_URL)" KAFKA_BOOTSTRAP_SERVERS="$(KAFKA_BOOTSTRAP_SERVERS)" \
+	@test -n "$(REDIS_URL)" || { echo "test-postgres needs REDIS_URL" >&2; exit 1; }
+	@test -n "$(OIDC_ISSUER)" || { echo "test-postgres needs OIDC_ISSUER (Keycloak's fintech realm)" >&2; exit 1; }
+	env -u OIDC_ISSUER FINTECH_TEST_KEYCLOAK_ISSUER="$(OIDC_ISSUER)" \
+	DATABASE_URL="$(DATABASE_URL)" KAFKA_BOOTSTRAP_SERVERS="$(KAFKA_BOOTSTRAP_SERVERS)" REDIS_URL="$(REDIS_URL)" \
 		$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 # Not a test: a measurement on the real services, written down in docs/benchmarks.md.

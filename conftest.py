@@ -63,6 +63,14 @@ def anonymous() -> APIClient:
     return APIClient()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    """Every test starts with untouched rate-limit budgets (the suite reuses one staff subject)."""
+    from fintech.api.throttling import reset_rate_limits
+
+    reset_rate_limits()
+
+
 def require_postgres() -> None:
     """Tests marked `postgres` prove a guarantee of the system of record: fail, never skip."""
     if connection.vendor != "postgresql":
@@ -78,6 +86,34 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             "(make test starts one).",
             pytrace=False,
         )
+    if item.get_closest_marker("redis") and not _redis_answers():
+        pytest.fail(
+            "This test needs Redis: run it with REDIS_URL set to a running server (make test starts one).",
+            pytrace=False,
+        )
+    if item.get_closest_marker("keycloak"):
+        from tests.keycloak_support import keycloak_answers
+
+        if not keycloak_answers():
+            pytest.fail(
+                "This test needs Keycloak: run it with FINTECH_TEST_KEYCLOAK_ISSUER set to the fintech realm of a "
+                "running Keycloak, e.g. http://127.0.0.1:58080/realms/fintech (make test starts one).",
+                pytrace=False,
+            )
+
+
+def _redis_answers() -> bool:
+    import redis
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        return False
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+        with client:
+            return bool(client.ping())
+    except redis.RedisError:
+        return False
 
 
 def _kafka_answers() -> bool:

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_prometheus",
     "fintech.api",
     "fintech.auth",
@@ -70,6 +71,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.ledger",
     "apps.transactions",
+    "apps.audit",
 ]
 # Extra apps for the test suite only (a probe context that measures the event spine).
 INSTALLED_APPS += env_list("FINTECH_TEST_APPS")
@@ -77,11 +79,16 @@ INSTALLED_APPS += env_list("FINTECH_TEST_APPS")
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "fintech.api.security.SecurityHeadersMiddleware",
     "fintech.observability.middleware.RequestContextMiddleware",
+    "fintech.api.security.RequestBodyLimitMiddleware",
+    "fintech.api.throttling.RateLimitHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication and the request context: records who did what, once the response is known.
+    "apps.audit.middleware.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -199,7 +206,37 @@ OIDC_JWKS_URL = env_str("OIDC_JWKS_URL")
 FINTECH_DEV_ISSUER = env_str("FINTECH_DEV_ISSUER", "http://127.0.0.1:8000/dev-issuer")
 FINTECH_DEV_ISSUER_KEY_PATH = env_str("FINTECH_DEV_ISSUER_KEY_PATH", str(VAR_DIR / "dev-issuer-key.pem"))
 FINTECH_TOKEN_LEEWAY_SECONDS = env_int("FINTECH_TOKEN_LEEWAY_SECONDS", 30)
+# Back office: the Django admin signs staff in through the same provider (mozilla-django-oidc, client
+# fintech-backoffice; fintech/auth/admin_oidc.py maps realm roles to is_staff/is_superuser/groups), only
+# when OIDC_ISSUER is set. ModelBackend stays for the first superuser's password (/admin/login/?local=1).
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+if OIDC_ISSUER:
+    AUTHENTICATION_BACKENDS.insert(0, "fintech.auth.admin_oidc.BackOfficeOIDCBackend")
+    _OIDC_ENDPOINTS = f"{OIDC_ISSUER.rstrip('/')}/protocol/openid-connect"  # Keycloak's layout
+    OIDC_OP_AUTHORIZATION_ENDPOINT = f"{_OIDC_ENDPOINTS}/auth"
+    OIDC_OP_TOKEN_ENDPOINT = f"{_OIDC_ENDPOINTS}/token"
+    OIDC_OP_USER_ENDPOINT = f"{_OIDC_ENDPOINTS}/userinfo"
+    OIDC_OP_JWKS_ENDPOINT = OIDC_JWKS_URL or f"{_OIDC_ENDPOINTS}/certs"
+    OIDC_OP_LOGOUT_ENDPOINT = f"{_OIDC_ENDPOINTS}/logout"
+    OIDC_OP_LOGOUT_URL_METHOD = "fintech.auth.admin_oidc.provider_logout_url"
+    OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID", "fintech-backoffice")
+    OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET")
+    OIDC_RP_SIGN_ALGO = "RS256"
+    OIDC_RP_SCOPES = "openid email profile"
+    OIDC_USE_PKCE = True
+    OIDC_STORE_ID_TOKEN = True  # the id_token_hint of the provider logout
+    OIDC_TIMEOUT = 10
+    LOGIN_REDIRECT_URL = "/admin/"
+    LOGIN_REDIRECT_URL_FAILURE = "/oidc/failed/"
+    LOGOUT_REDIRECT_URL = "/admin/"
+# --- Personal data at rest (fintech/crypto/keyring.py documents the formats and rotation) ---
+# "kid:base64-32-bytes,..."; the first key encrypts, every key decrypts.
 FINTECH_ENCRYPTION_KEYS = env_list("FINTECH_ENCRYPTION_KEYS")
+# The HMAC secret of the blind indexes (lookups, uniqueness): separate, so rotating keys keeps them.
+FINTECH_BLIND_INDEX_KEY = env_str("FINTECH_BLIND_INDEX_KEY")
+# Outside production, unset keys come from these files, generated once (0600, outside git).
+FINTECH_DEV_ENCRYPTION_KEY_PATH = env_str("FINTECH_DEV_ENCRYPTION_KEY_PATH", str(VAR_DIR / "dev-encryption-key"))
+FINTECH_DEV_BLIND_INDEX_KEY_PATH = env_str("FINTECH_DEV_BLIND_INDEX_KEY_PATH", str(VAR_DIR / "dev-blind-index-key"))
 
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -208,6 +245,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["fintech.api.renderers.BankJSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "fintech.api.pagination.BankCursorPagination",
+    "DEFAULT_THROTTLE_CLASSES": ["fintech.api.throttling.BankRateThrottle"],
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "fintech.api.errors.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -224,7 +262,14 @@ SPECTACULAR_SETTINGS = {
         "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
     },
     "SECURITY": [{"bearerAuth": []}],
-    "ENUM_NAME_OVERRIDES": {"EntrySideEnum": ["debit", "credit"]},
+    # Swagger UI from the bank's own static files, never a CDN (see fintech/api/security.py).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "EntrySideEnum": ["debit", "credit"],
+        "CustomerOutputStatusEnum": "apps.customers.models.Customer.Status",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "fintech.api.schema.add_problem_responses",
@@ -233,6 +278,20 @@ SPECTACULAR_SETTINGS = {
 FINTECH_IDEMPOTENCY_TTL_SECONDS = env_int("FINTECH_IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
 # A reservation left by a request that died mid-way frees its key after this long.
 FINTECH_IDEMPOTENCY_LOCK_SECONDS = env_int("FINTECH_IDEMPOTENCY_LOCK_SECONDS", 60)
+
+# --- Abuse controls (fintech/api/throttling.py) ----------------------------------------------
+# Requests per window for a customer-linked token (and for an anonymous address): reads, and
+# "money" = every write, money-moving POSTs first. Staff and service tokens get the multiple.
+FINTECH_RATE_LIMIT_CUSTOMER_READS = env_int("FINTECH_RATE_LIMIT_CUSTOMER_READS", 600)
+FINTECH_RATE_LIMIT_CUSTOMER_MONEY = env_int("FINTECH_RATE_LIMIT_CUSTOMER_MONEY", 60)
+FINTECH_RATE_LIMIT_STAFF_MULTIPLIER = env_int("FINTECH_RATE_LIMIT_STAFF_MULTIPLIER", 10)
+FINTECH_RATE_LIMIT_WINDOW_SECONDS = env_int("FINTECH_RATE_LIMIT_WINDOW_SECONDS", 60)
+FINTECH_RATE_LIMIT_KEY_PREFIX = env_str("FINTECH_RATE_LIMIT_KEY_PREFIX", "fintech:ratelimit:")
+# Redis unanswered: each process limits on its own for this long before trying Redis again.
+FINTECH_RATE_LIMIT_REDIS_TIMEOUT_SECONDS = float(env_str("FINTECH_RATE_LIMIT_REDIS_TIMEOUT_SECONDS", "0.25"))
+FINTECH_RATE_LIMIT_REDIS_RETRY_SECONDS = float(env_str("FINTECH_RATE_LIMIT_REDIS_RETRY_SECONDS", "5"))
+# How many reverse proxies in front of the bank append to X-Forwarded-For (0: none, use the peer).
+FINTECH_TRUSTED_PROXIES = env_int("FINTECH_TRUSTED_PROXIES", 0)
 
 # --- Static, i18n ---------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -287,8 +346,9 @@ def _refuse_insecure_production() -> None:
         problems.append("OIDC_ISSUER must name the identity provider (the dev issuer is refused)")
     if not env_str("DATABASE_URL"):
         problems.append("DATABASE_URL must point at PostgreSQL (SQLite is the embedded default only)")
-    if not FINTECH_ENCRYPTION_KEYS:
-        problems.append("FINTECH_ENCRYPTION_KEYS must hold at least one key")
+    from fintech.crypto.keyring import configuration_problems
+
+    problems.extend(configuration_problems(FINTECH_ENCRYPTION_KEYS, FINTECH_BLIND_INDEX_KEY))
     if problems:
         raise ImproperlyConfigured("Refusing to start in production: " + "; ".join(problems))
 

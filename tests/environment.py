@@ -18,6 +18,8 @@ for _name, _file in (
     ("FINTECH_DEV_BLIND_INDEX_KEY_PATH", "fintech-test-dev-blind-index-key"),
 ):
     os.environ.setdefault(_name, os.path.join(os.environ.get("TMPDIR", "/tmp"), _file))
+# Each test run counts rate limits under its own Redis keys (cleared between tests by conftest).
+os.environ.setdefault("FINTECH_RATE_LIMIT_KEY_PREFIX", f"fintech-test-{os.getpid()}:ratelimit:")
 # Each test run gets its own PostgreSQL test database, so two runs on one machine never collide.
 os.environ.setdefault("DATABASE_TEST_NAME", f"test_fintech_{os.getpid()}")
 os.environ.setdefault(

@@ -79,6 +79,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/customers/{customer_id}"): Rule(("customers:read",), OWNER),
     ("POST", "/api/v1/customers/{customer_id}/verify"): Rule(("kyc:review",), STAFF_ONLY),
     ("POST", "/api/v1/customers/{customer_id}/reject"): Rule(("kyc:review",), STAFF_ONLY),
+    ("POST", "/api/v1/customers/{customer_id}/erase"): Rule(("customers:write",), STAFF_ONLY),
     ("GET", "/api/v1/accounts"): Rule(("accounts:read",), LISTING),
     ("POST", "/api/v1/accounts"): Rule(
         ("accounts:write",), OWNER, 201, body=lambda w: {"customer_id": str(w.owner.id)}

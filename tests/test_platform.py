@@ -97,7 +97,14 @@ def test_production_refuses_insecure_settings():
     result = _manage("check", env={"DJANGO_ENV": "production"})
     assert result.returncode != 0
     assert "Refusing to start in production" in result.stderr
-    for missing in ("SECRET_KEY", "OIDC_ISSUER", "DATABASE_URL", "ALLOWED_HOSTS", "FINTECH_ENCRYPTION_KEYS"):
+    for missing in (
+        "SECRET_KEY",
+        "OIDC_ISSUER",
+        "DATABASE_URL",
+        "ALLOWED_HOSTS",
+        "FINTECH_ENCRYPTION_KEYS",
+        "FINTECH_BLIND_INDEX_KEY",
+    ):
         assert missing in result.stderr
 
 
@@ -113,7 +120,8 @@ def test_production_settings_pass_the_deployment_checks():
             "ALLOWED_HOSTS": "bank.example",
             "OIDC_ISSUER": "https://id.bank.example/realms/fintech",
             "DATABASE_URL": "postgres://fintech:secret@127.0.0.1:55432/fintech",
-            "FINTECH_ENCRYPTION_KEYS": "k1",
+            "FINTECH_ENCRYPTION_KEYS": "k1:3q2+7w0aYwSy6y0uKhLxTQ3d0mAvJUvyzA5pDkN0Hqo=",
+            "FINTECH_BLIND_INDEX_KEY": "mXUj0Kp2n4O6xYBQd1bqY8cUvRr3aGwT5eLzHfJk9sI=",
         },
     )
     assert result.returncode == 0, result.stderr + result.stdout

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -65,12 +66,12 @@ def transfer_body(source, destination, amount: int) -> dict[str, object]:
     }
 
 
-def post_all_at_once(requests: list[Request]) -> list:
+def post_all_at_once(requests: list[Request]) -> list[Any]:
     """POST every request from its own thread, all released together; returns the responses
     (or the exception a request raised) in request order. Fails if any request is still
     running after REQUEST_TIMEOUT: that is a deadlock or a stall."""
     barrier = threading.Barrier(len(requests))
-    results: list = [None] * len(requests)
+    results: list[Any] = [None] * len(requests)
 
     def run(index: int, request: Request) -> None:
         try:
@@ -208,8 +209,8 @@ def test_crossing_transfers_between_five_accounts_do_not_deadlock(client_with):
     ring = 5
     routes = [(i, (i + 1) % ring) for i in range(ring)] + [((i + 1) % ring, i) for i in range(ring)]
     plan = [(*routes[n % len(routes)], 100 + n) for n in range(50)]  # (from, to, amount): distinct amounts
-    outgoing = Counter()
-    incoming = Counter()
+    outgoing: Counter[Any] = Counter()
+    incoming: Counter[Any] = Counter()
     for source, destination, amount in plan:
         outgoing[source] += amount
         incoming[destination] += amount
@@ -365,6 +366,8 @@ def test_a_dispatcher_killed_with_sigkill_mid_flight_loses_and_doubles_nothing(s
         if worker.poll() is None:
             worker.kill()
             worker.wait(timeout=30)
+        assert worker.stdout is not None
+        assert worker.stderr is not None
         worker.stdout.close()
         worker.stderr.close()
     assert worker.returncode == -9

@@ -4,29 +4,45 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.customers import services
+from apps.customers import selectors, services
+from apps.customers.documents import InvalidDocument, normalize_document
 from apps.customers.models import Customer
 from fintech.errors import DomainError
 
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin[Customer]):
-    list_display = ["name", "masked_document", "document_type", "status", "created_at"]
+    # Lists show masked personal data only; one customer's page shows the e-mail and birth date
+    # whole (as GET /customers/{id} does), the document and phone masked.
+    list_display = ["name", "masked_document", "masked_email", "document_type", "status", "erased_at", "created_at"]
     list_filter = ["status", "document_type"]
     search_fields = ["name", "=id"]
+    search_help_text = "A name, a customer id, or a whole CPF/CNPJ (found through its blind index)."
     readonly_fields = [
         "id",
         "masked_document",
         "document_type",
+        "masked_phone",
         "status",
         "kyc_reviewed_by",
         "kyc_reviewed_at",
         "kyc_reason",
+        "erased_at",
         "created_at",
         "updated_at",
     ]
-    fields = ["id", "name", "email", "masked_document", "document_type", "birth_date", *readonly_fields[3:]]
+    fields = ["id", "name", "email", "birth_date", *readonly_fields[1:]]
     actions = ["verify_selected", "reject_selected"]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Customer], search_term: str
+    ) -> tuple[QuerySet[Customer], bool]:
+        # The document is encrypted: a whole, valid CPF/CNPJ is matched through its blind index.
+        try:
+            _, digits = normalize_document(search_term.strip())
+        except InvalidDocument:
+            return super().get_search_results(request, queryset, search_term)
+        return queryset.filter(document_index=selectors.document_index(digits)), False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # onboarding goes through the API, which validates and publishes events

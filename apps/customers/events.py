@@ -45,3 +45,19 @@ class CustomerRejected(DomainEvent):
     reviewed_by: str
     reason: str
     rejected_at: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CustomerErased(DomainEvent):
+    """The customer's personal data was erased (LGPD/GDPR request). Every context that keeps a
+    copy of it (contact details for notifications, ...) erases its copy; ids, accounts and the
+    ledger stay."""
+
+    event_type: ClassVar[str] = "customer.erased"
+    version: ClassVar[int] = 1
+    source: ClassVar[str] = "customers"
+    aggregate_field: ClassVar[str] = "customer_id"
+
+    customer_id: str
+    erased_by: str
+    erased_at: str

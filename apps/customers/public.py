@@ -8,6 +8,9 @@ from apps.customers.selectors import customer_get
 
 
 def customer_kyc_status(customer_id: uuid.UUID) -> str | None:
-    """`pending`, `verified` or `rejected`; None for an unknown customer."""
+    """`pending`, `verified`, `rejected`, or `erased` once the customer's personal data was
+    erased (no new business with them); None for an unknown customer."""
     customer = customer_get(customer_id=customer_id)
-    return customer.status if customer else None
+    if customer is None:
+        return None
+    return "erased" if customer.is_erased else customer.status

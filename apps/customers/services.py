@@ -1,4 +1,4 @@
-"""Commands of the customers context: onboarding and the KYC decision."""
+"""Commands of the customers context: onboarding, the KYC decision and erasure."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from datetime import date, datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.customers.contacts import InvalidPhone, normalize_email, normalize_phone
 from apps.customers.documents import InvalidDocument, normalize_document
-from apps.customers.events import CustomerCreated, CustomerRejected, CustomerVerified
-from apps.customers.models import Customer
+from apps.customers.events import CustomerCreated, CustomerErased, CustomerRejected, CustomerVerified
+from apps.customers.models import ERASED_NAME, Customer
+from apps.customers.selectors import customer_exists_with_document, document_index
 from fintech.errors import Conflict, NotFound, ValidationFailed
 from outbox.publisher import publish, rfc3339
 
@@ -25,28 +27,45 @@ class KycAlreadyDecided(Conflict):
     title = "The KYC decision for this customer was already taken"
 
 
+class CustomerErasedAlready(Conflict):
+    code = "customer_erased"
+    title = "The personal data of this customer was erased"
+
+
 class CustomerNotFound(NotFound):
     code = "customer_not_found"
     title = "Customer not found"
 
 
 def customer_create(
-    *, name: str, email: str, document: str, birth_date: date | None = None, now: datetime | None = None
+    *,
+    name: str,
+    email: str,
+    document: str,
+    birth_date: date | None = None,
+    phone: str | None = None,
+    now: datetime | None = None,
 ) -> Customer:
     now = now or timezone.now()
     try:
         document_type, digits = normalize_document(document)
     except InvalidDocument as error:
         raise ValidationFailed(str(error), code="invalid_document", errors={"document": [str(error)]}) from None
-    if Customer.objects.filter(document=digits).exists():
+    try:
+        phone = normalize_phone(phone) if phone else None
+    except InvalidPhone as error:
+        raise ValidationFailed(str(error), code="invalid_phone", errors={"phone": [str(error)]}) from None
+    if customer_exists_with_document(digits=digits):
         raise DuplicateDocument("A customer with this document already exists.")
     try:
         with transaction.atomic():
             customer = Customer.objects.create(
                 name=name.strip(),
-                email=email.strip().lower(),
+                email=normalize_email(email),
+                phone=phone,
                 document_type=document_type.value,
                 document=digits,
+                document_index=document_index(digits),
                 birth_date=birth_date,
                 created_at=now,
                 updated_at=now,
@@ -70,6 +89,8 @@ def _pending_customer_for_update(customer_id: uuid.UUID) -> Customer:
     customer = Customer.objects.select_for_update().filter(pk=customer_id).first()
     if customer is None:
         raise CustomerNotFound(f"No customer {customer_id}.")
+    if customer.is_erased:
+        raise CustomerErasedAlready("This customer's personal data was erased; KYC cannot be decided.")
     if customer.status != Customer.Status.PENDING:
         raise KycAlreadyDecided(f"This customer is already {customer.status}.", status_now=customer.status)
     return customer
@@ -105,6 +126,54 @@ def customer_reject(*, customer_id: uuid.UUID, reviewer: str, reason: str, now: 
             CustomerRejected(
                 customer_id=str(customer.id), reviewed_by=reviewer, reason=reason, rejected_at=rfc3339(now)
             ),
+            occurred_at=now,
+        )
+    return customer
+
+
+def customer_erase(*, customer_id: uuid.UUID, erased_by: str, now: datetime | None = None) -> Customer:
+    """Erase the customer's personal data (an LGPD/GDPR request) and publish `customer.erased`.
+
+    Name, e-mail, phone, birth date, document and its blind index, and the free-text KYC reason
+    go; the id, the document type, the KYC outcome and the dates stay, because the accounts and
+    the ledger (which the law requires the bank to keep) point at the id. The blind index goes
+    too: an HMAC of an 11-digit CPF is reversible by whoever holds the secret, and keeping it
+    would refuse the same person as a new customer forever. Blocking a document for fraud is a
+    separate decision with its own legal basis, not a side effect of erasure.
+
+    Erasing an erased customer changes nothing and publishes nothing (a retried request succeeds).
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        customer = Customer.objects.select_for_update().filter(pk=customer_id).first()
+        if customer is None:
+            raise CustomerNotFound(f"No customer {customer_id}.")
+        if customer.is_erased:
+            return customer
+        customer.name = ERASED_NAME
+        customer.email = None
+        customer.phone = None
+        customer.birth_date = None
+        customer.document = None
+        customer.document_index = None
+        customer.kyc_reason = ""
+        customer.erased_at = now
+        customer.updated_at = now
+        customer.save(
+            update_fields=[
+                "name",
+                "email",
+                "phone",
+                "birth_date",
+                "document",
+                "document_index",
+                "kyc_reason",
+                "erased_at",
+                "updated_at",
+            ]
+        )
+        publish(
+            CustomerErased(customer_id=str(customer.id), erased_by=erased_by, erased_at=rfc3339(now)),
             occurred_at=now,
         )
     return customer

@@ -47,7 +47,8 @@ def reconcile_ledger(*, chunk_size: int = 20_000, progress: Progress | None = No
         )
     }
     report.accounts_checked = len(accounts)
-    running: dict[uuid.UUID, int] = defaultdict(int)
+    running: dict[uuid.UUID, int] = defaultdict(int)  # the chain of balance_after, for continuity
+    sums: dict[uuid.UUID, int] = defaultdict(int)  # what the entries really add up to
     open_journals: dict[tuple[uuid.UUID, str], int] = defaultdict(int)
     seen_journals: set[uuid.UUID] = set()
     total = JournalEntry.objects.count()
@@ -64,7 +65,9 @@ def reconcile_ledger(*, chunk_size: int = 20_000, progress: Progress | None = No
             break
         for entry_id, journal_id, account_id, side, amount, currency, balance_after in chunk:
             account = accounts[account_id]
-            running[account_id] += amount if side == account["normal_side"] else -amount
+            signed = amount if side == account["normal_side"] else -amount
+            running[account_id] += signed
+            sums[account_id] += signed
             if running[account_id] != balance_after:
                 report.problems.append(
                     f"entry {entry_id} on {account['code']}: balance_after {balance_after} but the entries "
@@ -92,7 +95,7 @@ def reconcile_ledger(*, chunk_size: int = 20_000, progress: Progress | None = No
     )
     totals: dict[str, int] = defaultdict(int)
     for account_id, account in accounts.items():
-        entries_sum = running.get(account_id, 0)
+        entries_sum = sums.get(account_id, 0)
         if account["balance"] != entries_sum:
             report.problems.append(
                 f"account {account['code']}: cached balance {account['balance']} but its entries sum to {entries_sum}"

@@ -15,7 +15,7 @@ LOG_TAG=services # used by log() in common.sh
 export LOG_TAG
 
 usage() {
-    echo "usage: $0 {up|down|status} [service ...]  (default: \$FINTECH_SERVICES or 'postgres redis kafka')" >&2
+    echo "usage: $0 {up|down|status} [service ...]  (default: \$FINTECH_SERVICES or 'postgres redis kafka keycloak')" >&2
     exit 2
 }
 
@@ -25,7 +25,7 @@ shift
 if [[ $# -gt 0 ]]; then
     services=("$@")
 else
-    read -r -a services <<<"${FINTECH_SERVICES:-postgres redis kafka}"
+    read -r -a services <<<"${FINTECH_SERVICES:-postgres redis kafka keycloak}"
 fi
 
 script_for() {

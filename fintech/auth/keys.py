@@ -11,8 +11,11 @@ import base64
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import secrets
+import threading
+import time
 from collections.abc import Hashable, Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -27,11 +30,17 @@ from jwt.algorithms import AllowedPublicKeys, RSAAlgorithm
 
 VerificationKey: TypeAlias = AllowedPublicKeys
 
+logger = logging.getLogger(__name__)
+
 DEV_SIGNING_ALGORITHM = "RS256"
 _DEV_KEY_BITS = 2048
 # A request waits on a JWKS fetch only when the cache misses; better a quick 503 than a hung worker.
 _JWKS_FETCH_TIMEOUT_SECONDS = 5.0
 _JWKS_CACHE_SECONDS = 300.0
+# At most one refetch per interval for tokens whose kid is not in the cached set.
+_JWKS_MIN_REFRESH_SECONDS = 10.0
+# With no keys at all (provider down at first use), one attempt per interval; the rest answer 503 at once.
+_JWKS_RETRY_SECONDS = 1.0
 
 
 class UnknownSigningKey(LookupError):
@@ -135,16 +144,36 @@ def _read_private_key(path: Path) -> rsa.RSAPrivateKey:
 
 
 class JwksKeySource:
-    """The OIDC provider's signing keys, from its JWKS endpoint, cached and refreshed on an unknown kid."""
+    """The OIDC provider's signing keys, from its JWKS endpoint (e.g. Keycloak's `.../protocol/openid-connect/certs`).
 
-    def __init__(self, issuer: str, jwks_url: str | None = None) -> None:
+    The key set is fetched on first use and kept for `cache_seconds`; a token whose `kid` is not in
+    it makes the source fetch the set again, once, so a rotated-in key works without a restart. Those
+    forced refetches are rate-limited to one per `min_refresh_seconds` (a stream of forged kids costs
+    the provider one request per interval per process, not one per request); a refetch on expiry is
+    not counted, so a key rotated in right after a routine fetch is found at once. A key the provider
+    dropped stops verifying at the next fetch. When a refetch fails but keys are in hand, they keep
+    serving (a provider blip must not turn every request into a 503) and the next request retries
+    after `min_refresh_seconds`.
+    """
+
+    def __init__(
+        self,
+        issuer: str,
+        jwks_url: str | None = None,
+        *,
+        cache_seconds: float = _JWKS_CACHE_SECONDS,
+        min_refresh_seconds: float = _JWKS_MIN_REFRESH_SECONDS,
+    ) -> None:
         self._issuer = issuer
         self.jwks_url = jwks_url or f"{issuer.rstrip('/')}/protocol/openid-connect/certs"
-        # cache_keys keeps resolved keys; cooldown_duration (PyJWT's default) stops forged kids
-        # from turning into a refetch per request against the provider.
-        self._client = jwt.PyJWKClient(
-            self.jwks_url, cache_keys=True, lifespan=_JWKS_CACHE_SECONDS, timeout=_JWKS_FETCH_TIMEOUT_SECONDS
-        )
+        self.cache_seconds = cache_seconds
+        self.min_refresh_seconds = min_refresh_seconds
+        # Used only to fetch and parse the set (no caching of its own: that is ours, above).
+        self._client = jwt.PyJWKClient(self.jwks_url, cache_jwk_set=False, timeout=_JWKS_FETCH_TIMEOUT_SECONDS)
+        self._lock = threading.Lock()
+        self._keys: dict[str, VerificationKey] | None = None
+        self._next_fetch = 0.0
+        self._next_forced_fetch = 0.0
 
     @property
     def issuer(self) -> str:
@@ -153,14 +182,37 @@ class JwksKeySource:
     def key_for(self, kid: str | None) -> VerificationKey:
         if not kid:
             raise UnknownSigningKey(kid)
+        # One thread fetches while the others wait for its result instead of fetching too.
+        with self._lock:
+            now = time.monotonic()
+            if now >= self._next_fetch:
+                self._fetch(now)
+            if self._keys is None:
+                # Never fetched: until the next attempt is due, answer at once instead of each fetching in turn.
+                raise KeySourceUnavailable(f"cannot fetch signing keys from {self.jwks_url}")
+            keys = self._keys
+            if kid not in keys and now >= self._next_forced_fetch:
+                self._next_forced_fetch = now + self.min_refresh_seconds
+                self._fetch(now)
+                keys = self._keys
         try:
-            signing_key = self._client.get_signing_key(kid)
-        except jwt.PyJWKClientConnectionError as exc:
-            raise KeySourceUnavailable(f"cannot fetch {self.jwks_url}") from exc
-        except jwt.PyJWKClientError as exc:
-            raise UnknownSigningKey(kid) from exc
-        key: VerificationKey = signing_key.key
-        return key
+            return keys[kid]
+        except KeyError:
+            raise UnknownSigningKey(kid) from None
+
+    def _fetch(self, now: float) -> None:
+        try:
+            fetched = self._client.get_signing_keys()
+        except (jwt.PyJWKClientError, jwt.PyJWKSetError, ValueError) as exc:
+            # Unreachable (PyJWKClientConnectionError), not JSON, or a set without usable signing keys.
+            if self._keys is None:
+                self._next_fetch = now + _JWKS_RETRY_SECONDS
+                raise KeySourceUnavailable(f"cannot fetch signing keys from {self.jwks_url}: {exc}") from exc
+            logger.warning("keeping the cached signing keys: cannot fetch %s: %s", self.jwks_url, exc)
+            self._next_fetch = now + self.min_refresh_seconds
+            return
+        self._keys = {jwk.key_id: jwk.key for jwk in fetched if jwk.key_id}
+        self._next_fetch = now + self.cache_seconds
 
 
 def key_source() -> KeySource:

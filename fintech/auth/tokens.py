@@ -15,6 +15,12 @@ from fintech.auth.principal import CUSTOMER_CLAIM, SCOPE_CLAIM, Principal
 
 DEV_CLIENT_ID = "fintech-dev"
 _REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss"]
+# What marks an access token, when the token says what it is (compared case-insensitively): the JOSE
+# header `typ` is "JWT" (Keycloak, most providers) or RFC 9068's "at+jwt"; Keycloak also puts a `typ`
+# claim in the payload, "Bearer" on access tokens and "ID", "Refresh", "Logout" on the others, which
+# are signed by the same keys and may name our audience too.
+_ACCESS_TOKEN_HEADER_TYPES = frozenset({"jwt", "at+jwt", "application/at+jwt"})
+_ACCESS_TOKEN_CLAIM_TYPES = frozenset({"bearer"})
 
 
 class InvalidToken(Exception):
@@ -63,6 +69,8 @@ class TokenValidator:
         # Only to pick the key: the algorithm that verifies is always one of ours, never the header's.
         if header.get("alg") not in self.algorithms:
             raise InvalidToken("token algorithm is not allowed")
+        if not _typed_as(header.get("typ"), _ACCESS_TOKEN_HEADER_TYPES):
+            raise InvalidToken("token is not an access token")
         kid = header.get("kid")
         try:
             key = self.key_source.key_for(kid)
@@ -82,10 +90,17 @@ class TokenValidator:
             raise InvalidToken(f"token lacks the {exc.claim} claim") from exc
         except jwt.PyJWTError as exc:
             raise InvalidToken(_reason(exc)) from exc
+        if not _typed_as(claims.get("typ"), _ACCESS_TOKEN_CLAIM_TYPES):
+            raise InvalidToken("token is not an access token")
         try:
             return Principal.from_claims(claims)
         except ValueError as exc:
             raise InvalidToken(f"token claims are malformed: {exc}") from exc
+
+
+def _typed_as(typ: object, accepted: frozenset[str]) -> bool:
+    """True when the token does not say what it is, or says it is one of `accepted`."""
+    return typ is None or (isinstance(typ, str) and typ.lower() in accepted)
 
 
 def _reason(exc: jwt.PyJWTError) -> str:

@@ -1,3 +1,12 @@
+"""What the customers API reads and answers.
+
+Personal data in answers: the document and the phone are always masked. The e-mail and the
+birth date appear whole only when one customer is read (`GET /customers/{id}`, by staff or by
+the customer itself); lists and the answers to commands carry the masked e-mail and no birth
+date, because those answers are stored (the Idempotency-Key replay store) and copied into
+client logs, and a list is a bulk export waiting to happen.
+"""
+
 from __future__ import annotations
 
 from datetime import date
@@ -14,6 +23,13 @@ class CustomerCreateInput(StrictInputSerializer):
     email = serializers.EmailField(max_length=254)
     document = serializers.CharField(max_length=32, help_text="CPF (11 digits) or CNPJ (14); punctuation ignored.")
     birth_date = serializers.DateField(required=False, allow_null=True)
+    phone = serializers.CharField(
+        max_length=32,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="E.164, e.g. +5511987654321 (spaces, dashes and parentheses ignored). Optional.",
+    )
 
     def validate_birth_date(self, value: date | None) -> date | None:
         if value is not None and (value > date.today() or value.year < 1900):
@@ -26,13 +42,34 @@ class CustomerRejectInput(StrictInputSerializer):
 
 
 class CustomerOutput(serializers.ModelSerializer[Customer]):
-    document = serializers.CharField(source="masked_document", read_only=True)
+    """A customer in a list or in the answer to a command: personal data masked."""
+
+    email = serializers.CharField(
+        source="masked_email", read_only=True, allow_null=True, help_text="Masked, e.g. a***@e***.com."
+    )
+    phone = serializers.CharField(
+        source="masked_phone", read_only=True, allow_null=True, help_text="Masked, e.g. +55*******4321."
+    )
+    document = serializers.CharField(
+        source="masked_document", read_only=True, allow_null=True, help_text="Masked, e.g. ***.982.247-**."
+    )
 
     class Meta:
         model = Customer
-        fields = ["id", "name", "email", "document", "document_type", "birth_date", "status", "created_at"]
+        fields = ["id", "name", "email", "phone", "document", "document_type", "status", "created_at", "erased_at"]
         read_only_fields = fields
 
     def to_representation(self, instance: Customer) -> dict[str, Any]:
         data: dict[str, Any] = super().to_representation(instance)
         return data
+
+
+class CustomerDetailOutput(CustomerOutput):
+    """One customer read by staff or by the customer itself: the e-mail and birth date whole."""
+
+    email = serializers.EmailField(read_only=True, allow_null=True)
+    birth_date = serializers.DateField(read_only=True, allow_null=True)
+
+    class Meta(CustomerOutput.Meta):
+        fields = [*CustomerOutput.Meta.fields[:4], "birth_date", *CustomerOutput.Meta.fields[4:]]
+        read_only_fields = fields

@@ -12,7 +12,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.customers import selectors, services
-from apps.customers.api.serializers import CustomerCreateInput, CustomerOutput, CustomerRejectInput
+from apps.customers.api.serializers import (
+    CustomerCreateInput,
+    CustomerDetailOutput,
+    CustomerOutput,
+    CustomerRejectInput,
+)
 from apps.customers.models import Customer
 from fintech.api.idempotency import idempotent
 from fintech.auth.permissions import require_customer_access
@@ -68,13 +73,13 @@ class CustomerListCreateView(GenericAPIView[Customer]):
 class CustomerDetailView(APIView):
     required_scopes = {"GET": ("customers:read",)}
 
-    @extend_schema(operation_id="customers_retrieve", responses=CustomerOutput)
+    @extend_schema(operation_id="customers_retrieve", responses=CustomerDetailOutput)
     def get(self, request: Request, customer_id: uuid.UUID) -> Response:
         require_customer_access(request, customer_id)
         customer = selectors.customer_get(customer_id=customer_id)
         if customer is None:
             raise services.CustomerNotFound(f"No customer {customer_id}.")
-        return Response(CustomerOutput(customer).data)
+        return Response(CustomerDetailOutput(customer).data)
 
 
 class CustomerVerifyView(APIView):
@@ -97,4 +102,22 @@ class CustomerRejectView(APIView):
         payload.is_valid(raise_exception=True)
         data: dict[str, Any] = payload.validated_data
         customer = services.customer_reject(customer_id=customer_id, reviewer=reviewer.subject, reason=data["reason"])
+        return Response(CustomerOutput(customer).data)
+
+
+class CustomerEraseView(APIView):
+    required_scopes = {"POST": ("customers:write",)}
+
+    @extend_schema(
+        operation_id="customers_erase",
+        request=None,
+        responses=CustomerOutput,
+        description=(
+            "Erase the customer's personal data on their request (LGPD/GDPR): name, e-mail, phone, "
+            "birth date and document. Accounts and the ledger stay. Erasing again changes nothing."
+        ),
+    )
+    def post(self, request: Request, customer_id: uuid.UUID) -> Response:
+        staff = _staff_only(request, "erase customers")
+        customer = services.customer_erase(customer_id=customer_id, erased_by=staff.subject)
         return Response(CustomerOutput(customer).data)

@@ -38,6 +38,10 @@ class TestCreate:
         body = response.json()
         assert body["status"] == "pending"
         assert body["document"] == "***.982.247-**"
+        assert body["email"] == "a***@e***.com"  # answers to commands are stored for replays: masked
+        assert body["phone"] is None
+        assert "birth_date" not in body
+        assert body["erased_at"] is None
         assert body["document_type"] == "cpf"
         assert body["name"] == "Ana Souza"
         assert uuid.UUID(body["id"])
@@ -161,14 +165,17 @@ class TestReadAndDecide:
     def ana(self, staff):
         return post_customer(staff).json()
 
-    def test_staff_reads_a_customer(self, staff, ana):
+    def test_staff_reads_a_customer_with_the_email_and_birth_date_whole(self, staff, ana):
         response = staff.get(f"/api/v1/customers/{ana['id']}")
         assert response.status_code == 200
-        assert response.json() == ana
+        assert response.json() == {**ana, "email": "ana@example.com", "birth_date": "1990-04-01"}
+        assert response.json()["document"] == "***.982.247-**"
 
     def test_a_customer_reads_itself_but_not_others(self, client_with, ana):
         own = client_with("customers:read", customer_id=uuid.UUID(ana["id"]))
-        assert own.get(f"/api/v1/customers/{ana['id']}").status_code == 200
+        response = own.get(f"/api/v1/customers/{ana['id']}")
+        assert response.status_code == 200
+        assert response.json()["email"] == "ana@example.com"
         other = client_with("customers:read", customer_id=uuid.uuid4())
         assert_problem(other.get(f"/api/v1/customers/{ana['id']}"), 404, "not_found")
 
@@ -218,8 +225,94 @@ class TestReadAndDecide:
         assert [page["results"][0]["id"], rest["results"][0]["id"]] == [bruno["id"], ana["id"]]  # newest first
         verified = staff.get("/api/v1/customers?status=verified").json()
         assert verified["results"] == []
+        for listed in (page["results"][0], rest["results"][0]):
+            assert listed["email"] == "a***@e***.com"
+            assert "birth_date" not in listed
 
     def test_a_customer_lists_only_itself(self, client_with, staff, ana):
         post_customer(staff, {**ANA, "document": "111.444.777-35"})
         own = client_with("customers:read", customer_id=uuid.UUID(ana["id"]))
         assert [c["id"] for c in own.get("/api/v1/customers").json()["results"]] == [ana["id"]]
+
+
+class TestPhone:
+    def test_an_e164_phone_is_kept_and_shown_masked(self, staff):
+        response = post_customer(staff, {**ANA, "phone": "+55 (11) 98765-4321"})
+        assert response.status_code == 201
+        assert response.json()["phone"] == "+55*******4321"
+        assert staff.get(f"/api/v1/customers/{response.json()['id']}").json()["phone"] == "+55*******4321"
+        assert Customer.objects.get().phone == "+5511987654321"
+
+    @pytest.mark.parametrize("phone", [None, ""])
+    def test_the_phone_is_optional(self, staff, phone):
+        response = post_customer(staff, {**ANA, "phone": phone})
+        assert response.status_code == 201
+        assert response.json()["phone"] is None
+
+    @pytest.mark.parametrize("phone", ["11987654321", "+0 11 98765-4321", "+55 11 98", "+55119876543210000", "+55abc"])
+    def test_a_phone_that_is_not_e164_is_refused_without_echoing_it(self, staff, phone):
+        response = post_customer(staff, {**ANA, "phone": phone})
+        body = assert_problem(response, 400, "invalid_phone")
+        assert "phone" in body["errors"]
+        assert phone not in response.content.decode()
+        assert nothing_written()
+
+
+def test_an_invalid_document_is_not_echoed_in_the_problem(staff):
+    response = post_customer(staff, {**ANA, "document": "529.982.247-24"})
+    assert_problem(response, 400, "invalid_document")
+    assert "529.982.247-24" not in response.content.decode()
+    assert "52998224724" not in response.content.decode()
+
+
+class TestErase:
+    @pytest.fixture
+    def ana(self, staff):
+        return post_customer(staff, {**ANA, "phone": "+5511987654321"}).json()
+
+    def test_staff_erases_the_personal_data(self, staff, ana):
+        response = staff.post(f"/api/v1/customers/{ana['id']}/erase")
+        assert response.status_code == 200
+        body = response.json()
+        assert body["id"] == ana["id"]
+        assert body["name"] == "erased"
+        assert body["email"] is body["phone"] is body["document"] is None
+        assert body["erased_at"]
+        assert body["status"] == "pending"
+        detail = staff.get(f"/api/v1/customers/{ana['id']}").json()
+        assert detail["email"] is detail["birth_date"] is None
+        event = OutboxEvent.objects.get(event_type="customer.erased")
+        assert event.envelope["data"] == {
+            "customer_id": ana["id"],
+            "erased_by": "staff-tester",
+            "erased_at": body["erased_at"],
+        }
+
+    def test_erasing_again_is_a_no_op(self, staff, ana):
+        first = staff.post(f"/api/v1/customers/{ana['id']}/erase").json()
+        again = staff.post(f"/api/v1/customers/{ana['id']}/erase")
+        assert again.status_code == 200
+        assert again.json() == first
+        assert OutboxEvent.objects.filter(event_type="customer.erased").count() == 1
+
+    def test_an_erased_customer_cannot_be_verified(self, staff, ana):
+        staff.post(f"/api/v1/customers/{ana['id']}/erase")
+        assert_problem(staff.post(f"/api/v1/customers/{ana['id']}/verify"), 409, "customer_erased")
+
+    def test_the_document_of_an_erased_customer_can_be_onboarded_again(self, staff, ana):
+        staff.post(f"/api/v1/customers/{ana['id']}/erase")
+        again = post_customer(staff)
+        assert again.status_code == 201
+        assert again.json()["id"] != ana["id"]
+
+    def test_a_customer_cannot_erase_itself_even_with_the_scope(self, client_with, ana):
+        client = client_with("customers:write", customer_id=uuid.UUID(ana["id"]))
+        assert_problem(client.post(f"/api/v1/customers/{ana['id']}/erase"), 403, "staff_only")
+        assert Customer.objects.get(pk=ana["id"]).erased_at is None
+
+    def test_erasing_needs_the_write_scope(self, client_with, ana):
+        client = client_with("customers:read kyc:review")
+        assert_problem(client.post(f"/api/v1/customers/{ana['id']}/erase"), 403, "insufficient_scope")
+
+    def test_erasing_an_unknown_customer_is_not_found(self, staff):
+        assert_problem(staff.post(f"/api/v1/customers/{uuid.uuid4()}/erase"), 404, "customer_not_found")

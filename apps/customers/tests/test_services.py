@@ -1,6 +1,10 @@
-import pytest
+from datetime import date
 
-from apps.customers import services
+import pytest
+from django.core.exceptions import FieldError
+from django.db import connection
+
+from apps.customers import public, selectors, services
 from apps.customers.models import Customer
 from fintech.errors import ValidationFailed
 from outbox.models import OutboxEvent
@@ -9,8 +13,19 @@ from outbox.publisher import PublishOutsideTransaction, publish
 pytestmark = pytest.mark.django_db
 
 
-def make_customer(document="529.982.247-25"):
-    return services.customer_create(name=" Ana Souza ", email="Ana@Example.com", document=document)
+def make_customer(document="529.982.247-25", **extra):
+    return services.customer_create(name=" Ana Souza ", email="Ana@Example.com", document=document, **extra)
+
+
+def stored_row(customer_id):
+    """The row as the database holds it, below the ORM's decryption."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name, email, phone, document, document_index, birth_date FROM customers_customer WHERE id = %s",
+            [Customer._meta.pk.get_db_prep_value(customer_id, connection)],
+        )
+        columns = [c[0] for c in cursor.description]
+        return dict(zip(columns, cursor.fetchone(), strict=True))
 
 
 def test_create_normalizes_and_publishes_customer_created_without_personal_data():
@@ -75,3 +90,84 @@ def test_publish_outside_a_transaction_is_refused():
     with pytest.raises(PublishOutsideTransaction):
         publish(event)
     assert not OutboxEvent.objects.exists()
+
+
+def test_personal_data_is_encrypted_at_rest_and_read_back_in_clear():
+    customer = make_customer(birth_date=date(1990, 4, 1), phone="+55 11 98765-4321")
+    row = stored_row(customer.id)
+    for column in ("email", "phone", "document", "birth_date"):
+        assert row[column].startswith("v1."), column
+    assert "52998224725" not in str(row)
+    assert "ana@example.com" not in str(row)
+    assert "5511987654321" not in str(row)
+    assert "1990-04-01" not in str(row)
+    assert row["name"] == "Ana Souza"
+    assert row["document_index"] == selectors.document_index("52998224725")
+    again = Customer.objects.get(pk=customer.id)
+    assert (again.email, again.phone, again.document, again.birth_date) == (
+        "ana@example.com",
+        "+5511987654321",
+        "52998224725",
+        date(1990, 4, 1),
+    )
+    assert again.masked_phone == "+55*******4321"
+
+
+def test_the_document_is_found_through_its_blind_index_not_its_ciphertext():
+    customer = make_customer()
+    assert selectors.customer_find_by_document(digits="52998224725") == customer
+    assert selectors.customer_find_by_document(digits="11144477735") is None
+    with pytest.raises(FieldError, match="encrypted"):
+        Customer.objects.filter(document="52998224725").exists()
+    with pytest.raises(FieldError, match="encrypted"):
+        Customer.objects.filter(email__icontains="ana").exists()
+    assert Customer.objects.filter(phone__isnull=True).count() == 1
+
+
+def test_an_invalid_phone_writes_nothing():
+    with pytest.raises(ValidationFailed) as error:
+        make_customer(phone="98765-4321")
+    assert error.value.code == "invalid_phone"
+    assert "98765-4321" not in str(error.value.detail)
+    assert not Customer.objects.exists()
+
+
+def test_erase_empties_the_personal_data_and_publishes_customer_erased():
+    customer = make_customer(birth_date=date(1990, 4, 1), phone="+5511987654321")
+    services.customer_reject(customer_id=customer.id, reviewer="kyc-1", reason="Ana's ID looked forged")
+    erased = services.customer_erase(customer_id=customer.id, erased_by="dpo-1")
+    assert erased.is_erased
+    row = stored_row(customer.id)
+    assert row == {
+        "name": "erased",
+        "email": None,
+        "phone": None,
+        "document": None,
+        "document_index": None,
+        "birth_date": None,
+    }
+    again = Customer.objects.get(pk=customer.id)
+    assert again.status == "rejected"  # the KYC outcome and the dates stay
+    assert again.kyc_reviewed_by == "kyc-1"
+    assert again.kyc_reason == ""
+    assert again.document_type == "cpf"
+    assert str(again) == "erased (no document)"
+    event = OutboxEvent.objects.get(event_type="customer.erased")
+    assert event.envelope["data"]["customer_id"] == str(customer.id)
+    assert event.envelope["data"]["erased_by"] == "dpo-1"
+    assert public.customer_kyc_status(customer.id) == "erased"
+
+
+def test_a_second_erasure_changes_nothing():
+    customer = make_customer()
+    first = services.customer_erase(customer_id=customer.id, erased_by="dpo-1")
+    second = services.customer_erase(customer_id=customer.id, erased_by="dpo-2")
+    assert second.erased_at == first.erased_at
+    assert OutboxEvent.objects.filter(event_type="customer.erased").count() == 1
+
+
+def test_erasing_an_unknown_customer_is_refused():
+    import uuid
+
+    with pytest.raises(services.CustomerNotFound):
+        services.customer_erase(customer_id=uuid.uuid4(), erased_by="dpo-1")

@@ -112,8 +112,9 @@ def test_hs256_token_keyed_with_the_public_key_is_rejected(dev_keys: DevIssuerKe
         ({"iss": "https://evil.test"}, "token is from an untrusted issuer"),
         ({"aud": "another-api"}, "token is not meant for this audience"),
         ({"aud": None}, "token lacks the aud claim"),
-        ({"exp": int(time.time()) - LEEWAY - 5}, "token has expired"),
-        ({"nbf": int(time.time()) + LEEWAY + 60}, "token is not valid yet"),
+        # Times relative to when the test runs, not when it was collected (the suite takes minutes).
+        ({"exp": lambda: int(time.time()) - LEEWAY - 5}, "token has expired"),
+        ({"nbf": lambda: int(time.time()) + LEEWAY + 60}, "token is not valid yet"),
         ({"exp": None}, "token lacks the exp claim"),
         ({"iat": None}, "token lacks the iat claim"),
         ({"sub": None}, "token lacks the sub claim"),
@@ -122,7 +123,8 @@ def test_hs256_token_keyed_with_the_public_key_is_rejected(dev_keys: DevIssuerKe
     ],
 )
 def test_token_with_bad_claims_is_rejected(dev_keys: DevIssuerKeys, overrides: dict[str, Any], reason: str) -> None:
-    assert _rejection(dev_keys.sign(_claims(**overrides))) == reason
+    claims = {name: value() if callable(value) else value for name, value in overrides.items()}
+    assert _rejection(dev_keys.sign(_claims(**claims))) == reason
 
 
 def test_token_signed_by_an_unknown_key_is_rejected(tmp_path: Path) -> None:

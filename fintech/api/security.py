@@ -1,0 +1,118 @@
+"""Response headers that keep browsers from misusing the bank's pages, and the body-size cap.
+
+Django's SecurityMiddleware already sends `X-Content-Type-Options: nosniff`, the
+Referrer-Policy and, in production, HSTS (`SECURE_HSTS_SECONDS`); XFrameOptionsMiddleware
+sends `X-Frame-Options: DENY`. This adds a Content-Security-Policy to every response:
+
+- the admin (every path under it, including a login view that replaces the admin's own): only
+  the bank's own scripts, styles and images, no inline code (Django's admin templates need
+  none), forms post only to the bank and to the identity provider (a logout posted to the bank
+  is redirected there, and browsers check form-action on redirects), no framing;
+- the Swagger UI page: its assets come from the bank (drf-spectacular-sidecar, not a CDN) and
+  its script from the split view, so no inline script; inline styles stay allowed because
+  Swagger UI writes style attributes, and `data:` images because its stylesheet embeds icons;
+- everything else (the JSON API, probes, metrics): nothing may load at all, no framing. API
+  responses also carry `Cache-Control: no-store`: they hold balances and personal data that
+  no browser or shared cache should keep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import NoReverseMatch, reverse
+from drf_spectacular.views import SpectacularSwaggerView
+
+from fintech.api.problems import PROBLEM_CONTENT_TYPE, problem
+
+_API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+
+def _sources(url: str) -> str:
+    """'self', plus the origin of `url` when it names another one."""
+    parts = urlsplit(url)
+    return f"'self' {parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else "'self'"
+
+
+def _static_sources() -> str:
+    return _sources(str(settings.STATIC_URL))  # a CDN, when the static files are served from one
+
+
+def admin_policy() -> str:
+    static = _static_sources()
+    forms = _sources(settings.OIDC_ISSUER)
+    return (
+        f"default-src 'self'; script-src {static}; style-src {static}; img-src {static}; font-src {static}; "
+        f"object-src 'none'; base-uri 'self'; form-action {forms}; frame-ancestors 'none'"
+    )
+
+
+def docs_policy() -> str:
+    static = _static_sources()
+    return (
+        f"default-src 'none'; script-src {static}; style-src {static} 'unsafe-inline'; img-src {static} data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+
+
+def _under_admin(request: HttpRequest) -> bool:
+    try:
+        return request.path.startswith(reverse("admin:index"))
+    except NoReverseMatch:
+        return False
+
+
+def content_security_policy(request: HttpRequest) -> str:
+    if _under_admin(request):
+        return admin_policy()
+    match = request.resolver_match
+    if match is not None:
+        view_class = getattr(match.func, "view_class", None)
+        if isinstance(view_class, type) and issubclass(view_class, SpectacularSwaggerView):
+            return docs_policy()
+    return _API_POLICY
+
+
+class SecurityHeadersMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        policy = content_security_policy(request)
+        response.headers.setdefault("Content-Security-Policy", policy)
+        if policy == _API_POLICY:
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+class RequestBodyLimitMiddleware:
+    """Refuses a body above `DATA_UPLOAD_MAX_MEMORY_SIZE` with 413 before anything reads it.
+
+    Django applies that setting only when `request.body` or a form is read; DRF's parsers read
+    the stream directly, so without this a JSON body of any size would be parsed.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if limit is not None:
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0  # Django reads such a body as empty too
+            if length > limit:
+                body = problem(
+                    status=413,
+                    code="request_too_large",
+                    title="Request body too large",
+                    detail=f"The request body is {length} bytes; at most {limit} are accepted.",
+                    max_bytes=limit,
+                )
+                return JsonResponse(body, status=413, content_type=PROBLEM_CONTENT_TYPE)
+        return self.get_response(request)

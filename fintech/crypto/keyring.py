@@ -1,0 +1,219 @@
+"""Where the encryption keys and the blind-index secret come from.
+
+`FINTECH_ENCRYPTION_KEYS` is a comma-separated list of `kid:key` entries, where `kid` is 1 to
+32 characters of `[A-Za-z0-9_-]` and `key` is 32 random bytes in base64 (standard or URL-safe,
+padding optional). The FIRST entry is the active key: every new value is encrypted under it.
+Every entry can decrypt: a stored value names the kid it was encrypted under. Rotation:
+
+1. put a new key first: `FINTECH_ENCRYPTION_KEYS="k2:<new>,k1:<old>"` and restart;
+2. `manage.py rotate_keys` re-encrypts every stored value under k2 (resumable, idempotent);
+3. drop k1: `FINTECH_ENCRYPTION_KEYS="k2:<new>"`.
+
+`FINTECH_BLIND_INDEX_KEY` is a separate secret (base64, at least 32 bytes) for the HMAC
+blind indexes that let the bank find and deduplicate encrypted values. It is deliberately
+not one of the encryption keys: rotating those must not change an index. Changing it means
+re-indexing every row, which no command does today.
+
+A new key: `python manage.py generate_encryption_key --kid k2`, or
+`python -c "import base64, os; print('k2:' + base64.b64encode(os.urandom(32)).decode())"`.
+
+With neither setting given outside production, each comes from a file under VAR_DIR, created
+once (0600, atomically, like the dev issuer's key) and kept outside git: the `dev` kid.
+Production refuses to start without both (config/settings.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from types import MappingProxyType
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+KEY_BYTES = 32
+MIN_BLIND_INDEX_KEY_BYTES = 32
+DEV_KID = "dev"
+_KID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+class KeyRingError(ImproperlyConfigured):
+    """The configured keys are malformed. The message never contains key material."""
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """The encryption keys by kid; `active_kid` encrypts, every kid decrypts."""
+
+    active_kid: str
+    keys: Mapping[str, bytes]
+
+    def __post_init__(self) -> None:
+        if self.active_kid not in self.keys:
+            raise KeyRingError(f"The active kid {self.active_kid!r} has no key")
+
+    def __repr__(self) -> str:  # keys stay out of logs and tracebacks
+        return f"KeyRing(active_kid={self.active_kid!r}, kids={list(self.keys)!r})"
+
+    @property
+    def kids(self) -> list[str]:
+        return list(self.keys)
+
+
+def decode_key(encoded: str, *, min_bytes: int, exact: bool) -> bytes:
+    """Bytes of a base64 (standard or URL-safe, padding optional) secret."""
+    text = encoded.strip()
+    padded = text + "=" * (-len(text) % 4)
+    try:
+        raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        raise KeyRingError("not valid base64") from None
+    if exact and len(raw) != min_bytes:
+        raise KeyRingError(f"must decode to exactly {min_bytes} bytes, not {len(raw)}")
+    if len(raw) < min_bytes:
+        raise KeyRingError(f"must decode to at least {min_bytes} bytes, not {len(raw)}")
+    return raw
+
+
+def parse_key_ring(entries: Iterable[str] | str) -> KeyRing:
+    """The key ring of `kid:base64key` entries (a list, or one comma-separated string)."""
+    items = [e.strip() for e in (entries.split(",") if isinstance(entries, str) else entries) if e.strip()]
+    if not items:
+        raise KeyRingError("FINTECH_ENCRYPTION_KEYS holds no key")
+    keys: dict[str, bytes] = {}
+    for position, item in enumerate(items, start=1):
+        kid, separator, encoded = item.partition(":")
+        kid = kid.strip()
+        if not separator or not _KID.match(kid):
+            raise KeyRingError(
+                f"FINTECH_ENCRYPTION_KEYS entry {position} must be kid:base64key with a kid of 1 to 32 "
+                "letters, digits, '-' or '_'"
+            )
+        if kid in keys:
+            raise KeyRingError(f"FINTECH_ENCRYPTION_KEYS names kid {kid!r} twice")
+        try:
+            keys[kid] = decode_key(encoded, min_bytes=KEY_BYTES, exact=True)
+        except KeyRingError as error:
+            raise KeyRingError(f"FINTECH_ENCRYPTION_KEYS key {kid!r}: {error}") from None
+    return KeyRing(active_kid=next(iter(keys)), keys=MappingProxyType(keys))
+
+
+def parse_blind_index_key(encoded: str) -> bytes:
+    if not encoded.strip():
+        raise KeyRingError("FINTECH_BLIND_INDEX_KEY is empty")
+    try:
+        return decode_key(encoded, min_bytes=MIN_BLIND_INDEX_KEY_BYTES, exact=False)
+    except KeyRingError as error:
+        raise KeyRingError(f"FINTECH_BLIND_INDEX_KEY {error}") from None
+
+
+def configuration_problems(encryption_keys: Iterable[str] | str, blind_index_key: str) -> list[str]:
+    """What production's start-up check reports about these two settings (nothing when sound)."""
+    problems: list[str] = []
+    ring: KeyRing | None = None
+    if not [e for e in (encryption_keys.split(",") if isinstance(encryption_keys, str) else encryption_keys) if e]:
+        problems.append("FINTECH_ENCRYPTION_KEYS must hold at least one key (kid:base64 of 32 bytes)")
+    else:
+        try:
+            ring = parse_key_ring(encryption_keys)
+        except KeyRingError as error:
+            problems.append(str(error))
+    if not blind_index_key:
+        problems.append("FINTECH_BLIND_INDEX_KEY must hold a secret of its own (base64, at least 32 bytes)")
+    else:
+        try:
+            secret = parse_blind_index_key(blind_index_key)
+        except KeyRingError as error:
+            problems.append(str(error))
+        else:
+            if ring is not None and secret in ring.keys.values():
+                problems.append("FINTECH_BLIND_INDEX_KEY must not be one of the encryption keys")
+    return problems
+
+
+def generate_key() -> str:
+    """A fresh 32-byte key in base64, for a `kid:key` entry or the blind-index secret."""
+    return base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode("ascii")
+
+
+# --- The configured keys --------------------------------------------------------------------
+
+
+def key_ring() -> KeyRing:
+    """The key ring of the current settings (cached per value, so override_settings works)."""
+    configured = settings.FINTECH_ENCRYPTION_KEYS
+    entries = tuple(configured.split(",") if isinstance(configured, str) else configured)
+    if any(e.strip() for e in entries):
+        return _parsed_key_ring(entries)
+    if settings.PRODUCTION:
+        raise KeyRingError("FINTECH_ENCRYPTION_KEYS must be set in production")
+    return _dev_key_ring(str(settings.FINTECH_DEV_ENCRYPTION_KEY_PATH))
+
+
+def blind_index_secret() -> bytes:
+    """The blind-index secret of the current settings."""
+    configured = str(settings.FINTECH_BLIND_INDEX_KEY or "")
+    if configured.strip():
+        return _parsed_blind_index_key(configured)
+    if settings.PRODUCTION:
+        raise KeyRingError("FINTECH_BLIND_INDEX_KEY must be set in production")
+    return _dev_blind_index_key(str(settings.FINTECH_DEV_BLIND_INDEX_KEY_PATH))
+
+
+def reset_caches() -> None:
+    """Forget parsed keys (tests that swap keys; the caches are keyed on values anyway)."""
+    for cached in (_parsed_key_ring, _dev_key_ring, _parsed_blind_index_key, _dev_blind_index_key):
+        cached.cache_clear()
+
+
+@lru_cache(maxsize=8)
+def _parsed_key_ring(entries: tuple[str, ...]) -> KeyRing:
+    return parse_key_ring(entries)
+
+
+@lru_cache(maxsize=8)
+def _parsed_blind_index_key(encoded: str) -> bytes:
+    return parse_blind_index_key(encoded)
+
+
+@lru_cache(maxsize=8)
+def _dev_key_ring(path: str) -> KeyRing:
+    line = _load_or_create_secret(Path(path), lambda: f"{DEV_KID}:{generate_key()}\n".encode("ascii"))
+    return parse_key_ring(line.decode("ascii").strip())
+
+
+@lru_cache(maxsize=8)
+def _dev_blind_index_key(path: str) -> bytes:
+    line = _load_or_create_secret(Path(path), lambda: f"{generate_key()}\n".encode("ascii"))
+    return parse_blind_index_key(line.decode("ascii").strip())
+
+
+def _load_or_create_secret(path: Path, generate: Callable[[], bytes]) -> bytes:
+    """The file's content, writing `generate()` there first if it does not exist yet."""
+    with contextlib.suppress(FileNotFoundError):
+        return path.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written whole under a private name, then hard-linked into place: link() fails when the
+    # name exists, so of two processes starting at once the first wins and the other reads the
+    # winner's secret (os.replace would let the last writer win, after the first had already
+    # encrypted rows under a key that no longer exists).
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(generate())
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    return path.read_bytes()
