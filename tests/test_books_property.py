@@ -56,8 +56,9 @@ ACCOUNT_INDEXES = st.integers(0, MAX_ACCOUNTS - 1)
 
 def reset_database() -> None:
     """Back to what the migrations leave, between examples: no rows in the bank's tables but the
-    system ledger accounts, at zero. (Django's flush, a TRUNCATE of every table and a reload of
-    the migrations' rows, takes ten times as long on PostgreSQL: most of this test's time.)"""
+    system ledger accounts, at zero. Django's own reset (flush, then serialized_rollback's reload
+    of the migrations' rows) takes ten times as long on PostgreSQL, and its reload collides with
+    the content types that other transactional tests' flushes re-create in a full run."""
     tables = [
         model._meta.db_table
         for model in django_apps.get_models()
