@@ -45,5 +45,7 @@ class BatchProducer:
         if errors:
             raise DeliveryFailed(f"{len(errors)} record(s) refused, first: {errors[0]}")
 
-    def close(self) -> None:
-        self._producer.flush(10)
+    def close(self, timeout: float = 1.0) -> None:
+        # Whatever is still queued was never acknowledged, so its rows stay unsent and will be
+        # shipped again: no point waiting long for a broker that may be away.
+        self._producer.flush(timeout)

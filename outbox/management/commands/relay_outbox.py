@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from outbox.loop import run_until_stopped
+from outbox.loop import StopSignal, run_until_stopped
 from outbox.relay import relay_batch, relay_pending
 from outbox.sinks import build_sink
 
@@ -23,26 +22,44 @@ class Command(BaseCommand):
         parser.add_argument("--idle", type=float, default=0.5, help="Seconds to wait when nothing is pending.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        sink = build_sink(options["sink"])
-        try:
-            if options["once"]:
+        if options["once"]:
+            sink = build_sink(options["sink"])
+            try:
                 shipped = relay_pending(sink, batch_size=options["batch_size"])
-                self.stdout.write(f"relayed {shipped} events to {sink.name}")
-                return
+            finally:
+                sink.close()
+            self.stdout.write(f"relayed {shipped} events to {sink.name}")
+            return
 
-            backoff = [1.0]
+        stop = StopSignal()
+        state: dict[str, Any] = {"sink": build_sink(options["sink"]), "backoff": 0.5}
 
-            def step() -> int:
-                try:
-                    shipped = relay_batch(sink, batch_size=options["batch_size"])
-                except Exception:
-                    logger.exception("relay batch failed; retrying in %.0fs", backoff[0])
-                    time.sleep(backoff[0])
-                    backoff[0] = min(backoff[0] * 2, 30.0)
-                    return 0
-                backoff[0] = 1.0
-                return shipped
+        def step() -> int:
+            try:
+                shipped = relay_batch(state["sink"], batch_size=options["batch_size"])
+            except Exception:  # the sink is away: wait, then start over with a new one
+                logger.exception("relay batch failed; retrying in %.1fs", state["backoff"])
+                # A producer whose records timed out may be left unusable (an idempotent producer's
+                # fatal state): a fresh one per retry keeps a broker outage from outliving itself.
+                _close_quietly(state["sink"])
+                stop.event.wait(state["backoff"])  # a SIGTERM during the wait ends it at once
+                state["backoff"] = min(state["backoff"] * 2, MAX_BACKOFF_SECONDS)
+                state["sink"] = build_sink(options["sink"])
+                return 0
+            state["backoff"] = 0.5
+            return shipped
 
-            run_until_stopped(step, idle_seconds=options["idle"])
+        try:
+            run_until_stopped(step, idle_seconds=options["idle"], stop=stop)
         finally:
-            sink.close()
+            _close_quietly(state["sink"])
+
+
+MAX_BACKOFF_SECONDS = 5.0
+
+
+def _close_quietly(sink: Any) -> None:
+    try:
+        sink.close()
+    except Exception:  # closing a broken producer must not hide the error that broke it
+        logger.warning("could not close the relay sink cleanly", exc_info=True)
