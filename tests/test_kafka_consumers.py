@@ -434,11 +434,7 @@ def test_sigterm_stops_a_consumer_promptly_with_what_it_handled_committed(settin
     consumer = start_manage("consume", "--group", "probe", "--topics", "customer.created", "--group-id", group, env=env)
     try:
         handled = wait_for(lambda: all(applied("probe.fragile", event_id) == 1 for event_id in event_ids))
-        assert handled, (
-            (consumer.stderr.read() if consumer.stderr else "")
-            if consumer.poll() is not None
-            else "the consumer handled nothing"
-        )
+        assert handled, consumer.output() if consumer.poll() is not None else "the consumer handled nothing"
         signalled = time.monotonic()
         consumer.send_signal(signal.SIGTERM)
         consumer.wait(timeout=15)
@@ -447,7 +443,7 @@ def test_sigterm_stops_a_consumer_promptly_with_what_it_handled_committed(settin
         if consumer.poll() is None:
             consumer.kill()
             consumer.wait()
-    assert consumer.returncode == 0, consumer.stderr.read() if consumer.stderr else ""
+    assert consumer.returncode == 0, consumer.output()
 
     # Committed on the way out: the next consumer of the group starts after those records.
     ours = {
@@ -490,7 +486,7 @@ def test_sigterm_during_retries_exits_at_once_and_leaves_the_record_to_the_next_
         if consumer.poll() is None:
             consumer.kill()
             consumer.wait()
-    assert consumer.returncode == 0, consumer.stderr.read() if consumer.stderr else ""
+    assert consumer.returncode == 0, consumer.output()
     assert committed(group, "customer.created", partition) <= offset  # not past the unfinished record
 
     FailureSwitch.objects.all().delete()

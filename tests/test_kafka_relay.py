@@ -2,6 +2,7 @@
 and headers; nothing rolled back; nothing lost when the relay is killed or the broker is away."""
 
 import signal
+import subprocess
 import time
 import uuid
 from collections import Counter
@@ -20,7 +21,7 @@ from outbox.sinks import build_sink
 from tests.factories import deposit, new_cpf, open_account
 from tests.kafka_support import end_offsets, fresh_group, read_since
 from tests.spine.models import Tally
-from tests.spine.support import manage, start_manage
+from tests.spine.support import ROOT, manage, start_manage
 
 pytestmark = [pytest.mark.kafka, pytest.mark.django_db(transaction=True)]
 
@@ -135,3 +136,66 @@ def test_relay_killed_mid_batch_loses_nothing(settings):
         tallies = Tally.objects.filter(handler=handler, event_id__in=list(expected))
         assert tallies.count() == 10_000
         assert set(tallies.values_list("applied", flat=True)) == {1}
+
+
+def kafka_script(action):
+    result = subprocess.run(
+        ["bash", str(ROOT / "deploy" / "local" / "kafka.sh"), action],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_broker_away_for_30_seconds_the_api_keeps_working_and_the_outbox_drains(client_with, settings):
+    settings.FINTECH_EVENT_DISPATCH = "worker"  # rows stay after shipping (not dispatched), to be counted
+    start = end_offsets(["customer.created"])
+    staff = client_with("customers:write")
+    # Records not acknowledged within 5 s fail the batch, so the relay notices the outage quickly.
+    env = {"KAFKA_BOOTSTRAP_SERVERS": settings.KAFKA_BOOTSTRAP_SERVERS, "KAFKA_DELIVERY_TIMEOUT_MS": "5000"}
+    relay = start_manage("relay_outbox", "--sink", "kafka", "--idle", "0.2", env=env)
+    unsent = OutboxEvent.objects.filter(sent_at__isnull=True)
+
+    def onboard(n):
+        return [
+            staff.post(
+                "/api/v1/customers", {"name": "Ana", "email": "a@example.com", "document": new_cpf()}, format="json"
+            ).status_code
+            for _ in range(n)
+        ]
+
+    try:
+        assert set(onboard(5)) == {201}
+        kafka_script("stop")
+        try:
+            outage_started = time.monotonic()
+            statuses, backlog = [], []
+            while time.monotonic() - outage_started < 30:
+                statuses += onboard(3)
+                backlog.append(unsent.count())
+                time.sleep(1)
+            assert set(statuses) == {201}, "the API must keep accepting requests while the broker is away"
+            assert backlog[-1] >= len(statuses) > 0, "the outbox backs up while the broker is away"
+            assert relay.poll() is None, relay.output()[-3000:]
+        finally:
+            kafka_script("start")
+        deadline = time.monotonic() + 90
+        while unsent.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not unsent.exists(), f"the outbox drains after the outage; relay output:\n{relay.output()[-5000:]}"
+    finally:
+        relay.send_signal(signal.SIGTERM)
+        try:
+            relay.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            relay.kill()
+            relay.wait()
+            raise AssertionError(f"the relay ignored SIGTERM; its output:\n{relay.output()[-5000:]}") from None
+    assert relay.returncode == 0, relay.output()[-3000:]
+    created = OutboxEvent.objects.filter(event_type="customer.created")
+    expected = {str(e) for e in created.values_list("event_id", flat=True)}
+    assert len(expected) == 5 + len(statuses)  # one customer.created per accepted request
+    shipped = read_since(start, expect=len(expected), timeout=60)
+    assert {record.headers.get("ce_id") for record in shipped} >= expected, "nothing is lost"

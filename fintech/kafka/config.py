@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import socket
 from typing import Any
 
@@ -12,6 +13,9 @@ def _base() -> dict[str, Any]:
     return {
         "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
         "client.id": f"fintech-{socket.gethostname()}",
+        # librdkafka's own log lines (a refused connection each second while the broker is
+        # away) go through Python logging as JSON lines like the rest, not raw to stderr.
+        "logger": logging.getLogger("fintech.kafka.client"),
         **settings.KAFKA_EXTRA_CONFIG,
     }
 

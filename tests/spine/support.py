@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
+import weakref
 from pathlib import Path
 
 from django.db import connection
@@ -36,15 +38,27 @@ def manage(*args: str, env: dict[str, str] | None = None, timeout: float = 120) 
     )
 
 
-def start_manage(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env={**database_env(), **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+class ManagedProcess(subprocess.Popen[str]):
+    """A bank command running beside the test, its stdout and stderr going to a file.
+
+    Not to a pipe: a pipe nobody reads holds 64 KiB, and a long-running child that logs more
+    than that (a relay logging every failed retry while the broker is away) blocks on its next
+    write, stops working and no longer answers SIGTERM.
+    """
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        handle, self.log_path = tempfile.mkstemp(prefix="fintech-child-", suffix=".log")
+        with os.fdopen(handle, "w") as log:
+            super().__init__(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        weakref.finalize(self, os.unlink, self.log_path)
+
+    def output(self) -> str:
+        """Everything the process printed so far (stdout and stderr, interleaved)."""
+        return Path(self.log_path).read_text(encoding="utf-8", errors="replace")
+
+
+def start_manage(*args: str, env: dict[str, str] | None = None) -> ManagedProcess:
+    return ManagedProcess([sys.executable, "manage.py", *args], env={**database_env(), **(env or {})})
 
 
 def run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

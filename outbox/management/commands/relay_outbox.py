@@ -5,6 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from fintech.kafka.producer import DeliveryFailed
 from outbox.loop import StopSignal, run_until_stopped
 from outbox.relay import relay_batch, relay_pending
 from outbox.sinks import build_sink
@@ -37,8 +38,11 @@ class Command(BaseCommand):
         def step() -> int:
             try:
                 shipped = relay_batch(state["sink"], batch_size=options["batch_size"])
-            except Exception:  # the sink is away: wait, then start over with a new one
-                logger.exception("relay batch failed; retrying in %.1fs", state["backoff"])
+            except Exception as error:  # the sink is away: wait, then start over with a new one
+                if isinstance(error, DeliveryFailed):  # expected while the broker is away: no traceback
+                    logger.warning("relay batch not acknowledged (%s); retrying in %.1fs", error, state["backoff"])
+                else:
+                    logger.exception("relay batch failed; retrying in %.1fs", state["backoff"])
                 # A producer whose records timed out may be left unusable (an idempotent producer's
                 # fatal state): a fresh one per retry keeps a broker outage from outliving itself.
                 _close_quietly(state["sink"])
