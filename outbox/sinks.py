@@ -8,10 +8,9 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -24,12 +23,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger("fintech.relay")
 
 
-@dataclass(frozen=True, slots=True)
-class OutgoingEvent:
-    """An outbox row on its way out: the envelope as the JSON text it is stored as."""
+class OutgoingEvent(NamedTuple):
+    """An outbox row on its way out: the envelope as the JSON text it is stored as. A named
+    tuple, the cheapest immutable record to build once per event on the relay's hot path."""
 
     id: int
-    event_id: uuid.UUID
+    event_id: uuid.UUID | str  # as text when read straight from the database
     event_type: str
     aggregate_id: str
     envelope_json: str
@@ -53,9 +52,14 @@ class OutgoingEvent:
 
 
 class RelaySink(Protocol):
+    """`send` returns once every event is acknowledged, and raises otherwise. It calls
+    `handed_over` once, after the last event was handed to the transport and before it waits
+    for the acknowledgement: the relay prepares its marks there, inside a transaction that only
+    commits after `send` returned, so the database work overlaps with the wait."""
+
     name: str
 
-    def send(self, events: Iterable[OutgoingEvent]) -> None: ...
+    def send(self, events: Iterable[OutgoingEvent], handed_over: Callable[[], None] = lambda: None) -> None: ...
 
     def close(self) -> None: ...
 
@@ -74,9 +78,10 @@ class LogSink:
 
     name = "log"
 
-    def send(self, events: Iterable[OutgoingEvent]) -> None:
+    def send(self, events: Iterable[OutgoingEvent], handed_over: Callable[[], None] = lambda: None) -> None:
         for event in events:
             logger.info("event relayed", extra={"event": shipped_record(event)})
+        handed_over()
 
     def close(self) -> None:
         return None
@@ -92,8 +97,9 @@ class FileSink:
         self.path = Path(path or settings.FINTECH_RELAY_FILE)
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    def send(self, events: Iterable[OutgoingEvent]) -> None:
+    def send(self, events: Iterable[OutgoingEvent], handed_over: Callable[[], None] = lambda: None) -> None:
         lines = "".join(json.dumps(shipped_record(event), sort_keys=True) + "\n" for event in events)
+        handed_over()
         with open(self.path, "a", encoding="utf-8") as file:
             fcntl.flock(file, fcntl.LOCK_EX)
             try:
@@ -129,15 +135,18 @@ class KafkaSink:
             list(transport_headers(event).items()),
         )
 
-    def send(self, events: Iterable[OutgoingEvent]) -> None:
+    def send(self, events: Iterable[OutgoingEvent], handed_over: Callable[[], None] = lambda: None) -> None:
         self._producer.send(
             (
-                event.event_type,
-                event.aggregate_id.encode(),
-                event.envelope_json.encode(),
-                [("ce_type", event.event_type), ("ce_id", str(event.event_id)), *event.headers.items()],
-            )
-            for event in events
+                (
+                    event.event_type,
+                    event.aggregate_id.encode(),
+                    event.envelope_json.encode(),
+                    [("ce_type", event.event_type), ("ce_id", str(event.event_id)), *event.headers.items()],
+                )
+                for event in events
+            ),
+            handed_over=handed_over,
         )
 
     def close(self) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -20,7 +20,12 @@ class BatchProducer:
     def __init__(self, **overrides: object) -> None:
         self._producer = Producer(producer_config(**overrides))
 
-    def send(self, records: Iterable[Record], *, timeout: float = 30.0) -> None:
+    def send(
+        self, records: Iterable[Record], *, timeout: float = 30.0, handed_over: Callable[[], None] | None = None
+    ) -> None:
+        """Produce every record, then wait for the broker to acknowledge them all. `handed_over`
+        runs in between, while the records are on their way: work that may overlap with the
+        wait, as long as it only takes effect once `send` has returned."""
         errors: list[KafkaError] = []
 
         def on_delivery(error: KafkaError | None, message: Message) -> None:
@@ -39,6 +44,8 @@ class BatchProducer:
                     raise DeliveryFailed(str(error)) from error
             if count % 1000 == 0:
                 self._producer.poll(0)  # serve delivery reports as they come, not all at the end
+        if handed_over is not None:
+            handed_over()
         remaining = self._producer.flush(timeout)
         if remaining:
             raise DeliveryFailed(f"{remaining} record(s) not acknowledged within {timeout:.0f}s")
