@@ -65,7 +65,7 @@ bench-relay: $(STAMP)
 	eval "$$exports"; \
 	$(PY) manage.py migrate --noinput -v 0; \
 	$(PY) manage.py relay_outbox --once --sink kafka >/dev/null; \
-	$(PY) manage.py bench_relay --events $${BENCH_EVENTS:-50000} --rounds $${BENCH_ROUNDS:-3}
+	$(PY) manage.py bench_relay --events $${BENCH_EVENTS:-50000} --rounds $${BENCH_ROUNDS:-5}
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -20,6 +20,7 @@ from outbox.relay import relay_batch
 from outbox.sinks import KafkaSink, OutgoingEvent
 
 BENCH_TYPE = "bench.relay"
+WARM_UP_EVENTS = 10_000
 
 
 class Command(BaseCommand):
@@ -39,6 +40,9 @@ class Command(BaseCommand):
         if OutboxEvent.objects.filter(sent_at__isnull=True).exists():
             raise CommandError("The outbox has unsent events; run the benchmark on a drained outbox")
         ensure_topics([BENCH_TYPE], partitions=settings.KAFKA_TOPIC_PARTITIONS, replication=1)
+        # A warm-up round, not counted: the first connections, topic metadata and cold caches
+        # would otherwise weigh on whichever side runs first.
+        self._round(min(events, WARM_UP_EVENTS), options["size"], options["batch_size"])
         rounds = [self._round(events, options["size"], options["batch_size"]) for _ in range(max(options["rounds"], 1))]
         relay_rates = sorted(r[0] for r in rounds)
         raw_rates = sorted(r[1] for r in rounds)
