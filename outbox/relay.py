@@ -11,7 +11,7 @@ again by the next one (at least once; consumers are idempotent by event id).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NamedTuple
 
@@ -72,7 +72,7 @@ class _Shipped(NamedTuple):
     dispatched: bool | None  # None: not known
 
 
-def _next_batch(size: int) -> Iterator[tuple[OutgoingEvent, _Shipped]]:
+def _next_batch(size: int) -> Generator[tuple[OutgoingEvent, _Shipped], None, None]:
     """The oldest unsent rows that may ship now, as plain values. The envelope stays the JSON
     text it is stored as, so shipping it costs no parse and no re-serialization. Rows are read
     in chunks as the sink consumes them, so reading overlaps with the sink's own I/O."""
@@ -89,7 +89,7 @@ def _next_batch(size: int) -> Iterator[tuple[OutgoingEvent, _Shipped]]:
         yield OutgoingEvent(*row), _Shipped(row[0], None, None)
 
 
-def _next_batch_postgresql(size: int) -> Iterator[tuple[OutgoingEvent, _Shipped]]:
+def _next_batch_postgresql(size: int) -> Generator[tuple[OutgoingEvent, _Shipped], None, None]:
     # Raw SQL on the hot path: the ORM's per-row work costs more than the query itself.
     with connection.cursor() as cursor:
         cursor.execute(_READ_PLAN_SQL)
@@ -183,7 +183,12 @@ def relay_batch(sink: RelaySink, *, batch_size: int | None = None) -> int:
             if batch.shipped:
                 _mark_shipped(batch.shipped)
 
-        sink.send(batch, mark_while_acknowledged)
+        try:
+            sink.send(batch, mark_while_acknowledged)
+        finally:
+            # A sink that stopped half way leaves the reading generator suspended: close it, so
+            # a chunk still being read on the other thread finishes before the transaction ends.
+            batch.close()
         if not batch.shipped:
             return 0
     EVENTS_RELAYED.labels(sink.name).inc(len(batch.shipped))
@@ -193,9 +198,12 @@ def relay_batch(sink: RelaySink, *, batch_size: int | None = None) -> int:
 class _TrackedBatch:
     """The events of a batch as the sink reads them, remembering which were handed over."""
 
-    def __init__(self, events: Iterator[tuple[OutgoingEvent, _Shipped]]) -> None:
+    def __init__(self, events: Generator[tuple[OutgoingEvent, _Shipped], None, None]) -> None:
         self._events = events
         self.shipped: list[_Shipped] = []
+
+    def close(self) -> None:
+        self._events.close()
 
     def __iter__(self) -> Iterator[OutgoingEvent]:
         remember = self.shipped.append

@@ -268,6 +268,28 @@ def plan_of(cursor, sql, params):
     return "\n".join(row[0] for row in cursor.fetchall())
 
 
+def test_a_sink_failing_half_way_marks_nothing_and_the_next_relay_ships_it_all(tmp_path):
+    from outbox.relay import relay_batch, relay_pending
+    from outbox.sinks import FileSink
+
+    write_dispatched_rows(1_200)  # more than one chunk: the next is being read when the sink fails
+
+    class BrokerGoneSink(FileSink):
+        def send(self, events, handed_over=lambda: None):
+            for count, _ in enumerate(events, 1):
+                if count == 3:
+                    raise ConnectionError("broker gone")
+
+    with pytest.raises(ConnectionError):
+        relay_batch(BrokerGoneSink(tmp_path / "never.jsonl"), batch_size=1_000)
+    assert OutboxEvent.objects.filter(sent_at__isnull=True).count() == 1_200
+
+    shipped = tmp_path / "shipped.jsonl"
+    assert relay_pending(FileSink(shipped), batch_size=1_000) == 1_200
+    assert [json.loads(line)["value"]["data"]["n"] for line in shipped.read_text().splitlines()] == list(range(1_200))
+    assert not OutboxEvent.objects.exists()
+
+
 @pytest.mark.postgres
 def test_the_relay_reads_and_marks_through_indexes_whatever_the_statistics_say(tmp_path):
     """A queue's statistics lag behind it: analysed while empty, the outbox is believed empty
