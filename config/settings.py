@@ -160,6 +160,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {"task": "outbox.tasks.sweep_outbox", "schedule": 5.0},
     "purge-outbox": {"task": "outbox.tasks.purge_outbox", "schedule": 3600.0},
+    "purge-idempotency-keys": {"task": "fintech.api.tasks.purge_idempotency_keys", "schedule": 3600.0},
 }
 
 # --- Event spine ----------------------------------------------------------------------------

@@ -125,3 +125,12 @@ def test_production_settings_pass_the_deployment_checks():
         },
     )
     assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_every_scheduled_task_is_a_registered_task(settings):
+    from config.celery import app
+
+    app.loader.import_default_modules()
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert {"outbox.tasks.purge_outbox", "fintech.api.tasks.purge_idempotency_keys"} <= scheduled
+    assert scheduled <= set(app.tasks)

@@ -16,7 +16,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -180,3 +180,18 @@ def idempotent(*, required: bool = True) -> Callable[[Handler], Handler]:
         return wrapper
 
     return decorator
+
+
+def purge_expired(*, now: datetime | None = None, chunk: int = 5_000) -> int:
+    """Delete stored outcomes past their TTL, in chunks; returns how many went.
+
+    A stored response may carry personal data (a customer's name in an onboarding response),
+    so records are not kept beyond the window in which a client may retry. A reservation whose
+    lock is still held stays, even past its expiry, until its request has finished or died.
+    """
+    now = now or timezone.now()
+    expired = IdempotencyRecord.objects.filter(expires_at__lte=now, locked_until__lte=now).order_by("pk")
+    deleted = 0
+    while ids := list(expired.values_list("pk", flat=True)[:chunk]):
+        deleted += IdempotencyRecord.objects.filter(pk__in=ids).delete()[0]
+    return deleted
