@@ -125,6 +125,14 @@ pid_alive() {
 
 # port_open host port : true if something accepts TCP connections there.
 port_open() {
+    # A listening socket on the port, as the kernel reports it. Not a test connection: our
+    # ports lie in Linux's ephemeral range (32768-60999), and a connection to a port where
+    # nothing listens can pick that same port as its source and connect to itself (TCP
+    # simultaneous open), which once reported a stopped PostgreSQL's port as taken.
+    if command -v ss >/dev/null 2>&1; then
+        ss -ltn "sport = :$2" 2>/dev/null | tail -n +2 | grep -q .
+        return
+    fi
     # shellcheck disable=SC2016 # $1/$2 expand in the inner bash, by design
     timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
 }
