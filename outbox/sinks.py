@@ -132,22 +132,12 @@ class KafkaSink:
             event.event_type,
             event.aggregate_id.encode(),
             event.envelope_json.encode(),
-            list(transport_headers(event).items()),
+            [("ce_type", event.event_type), ("ce_id", str(event.event_id)), *event.headers.items()],
         )
 
     def send(self, events: Iterable[OutgoingEvent], handed_over: Callable[[], None] = lambda: None) -> None:
-        self._producer.send(
-            (
-                (
-                    event.event_type,
-                    event.aggregate_id.encode(),
-                    event.envelope_json.encode(),
-                    [("ce_type", event.event_type), ("ce_id", str(event.event_id)), *event.headers.items()],
-                )
-                for event in events
-            ),
-            handed_over=handed_over,
-        )
+        record = self.record
+        self._producer.send((record(event) for event in events), handed_over=handed_over)
 
     def close(self) -> None:
         self._producer.close()

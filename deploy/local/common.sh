@@ -123,7 +123,35 @@ pid_alive() {
     [[ -n "$state" && "$state" != "Z" ]]
 }
 
-# port_open host port : true if something accepts TCP connections there.
+# stop_process pid timeout_seconds: SIGTERM, wait, then SIGKILL to the process group (our
+# servers are started with setsid, so that reaches a launcher script and its JVM) or the pid.
+stop_process() {
+    local pid=$1 timeout_s=$2
+    kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + timeout_s))
+    while pid_alive "$pid"; do
+        if ((SECONDS >= deadline)); then
+            log "did not exit after ${timeout_s}s; sending SIGKILL"
+            kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+            for _ in $(seq 1 50); do
+                pid_alive "$pid" || break
+                sleep 0.2
+            done
+            return 0
+        fi
+        sleep 0.2
+    done
+}
+
+# The major version of a `java` binary (8 for 1.8.0_x, 17 for 17.0.x).
+java_major() {
+    local v
+    v="$("$1" -version 2>&1 | awk -F'"' '/version/ {print $2; exit}')"
+    v="${v#1.}" # 1.8.0_x -> 8.0_x
+    printf '%s' "${v%%[.+-]*}"
+}
+
+# port_open host port : true if something listens on that port.
 port_open() {
     # A listening socket on the port, as the kernel reports it. Not a test connection: our
     # ports lie in Linux's ephemeral range (32768-60999), and a connection to a port where

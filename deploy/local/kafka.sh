@@ -41,13 +41,6 @@ done
 
 # --- Java -------------------------------------------------------------------
 
-java_major() {
-    local v
-    v="$("$1" -version 2>&1 | awk -F'"' '/version/ {print $2; exit}')"
-    v="${v#1.}" # 1.8.0_x -> 8.0_x
-    printf '%s' "${v%%[.+-]*}"
-}
-
 # Kafka 4.x brokers need Java 17+; we pin 17 (the JDK this project is tested
 # with; newer ones on the machine are ignored). Order: $JAVA_HOME if it is a
 # 17, `java` on PATH if it is a 17, any /usr/lib/jvm/*17*, else apt.
@@ -278,20 +271,7 @@ cmd_stop() {
         return 0
     fi
     log "stopping (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + KAFKA_STOP_TIMEOUT))
-    while pid_alive "$pid"; do
-        if ((SECONDS >= deadline)); then
-            log "did not exit after ${KAFKA_STOP_TIMEOUT}s; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            for _ in $(seq 1 50); do
-                pid_alive "$pid" || break
-                sleep 0.2
-            done
-            break
-        fi
-        sleep 0.2
-    done
+    stop_process "$pid" "$KAFKA_STOP_TIMEOUT"
     rm -f "$KAFKA_PIDFILE"
     log "stopped"
 }

@@ -51,13 +51,6 @@ issuer_url() {
 
 # --- Java -------------------------------------------------------------------
 
-java_major() {
-    local v
-    v="$("$1" -version 2>&1 | awk -F'"' '/version/ {print $2; exit}')"
-    v="${v#1.}"
-    printf '%s' "${v%%[.+-]*}"
-}
-
 # Keycloak 26.x needs Java 21 or newer; the machine's default `java` is 17. Order:
 # $FINTECH_KEYCLOAK_JAVA_HOME, the Temurin 25 JDK, any /usr/lib/jvm JDK >= 21.
 find_kc_java_home() {
@@ -249,21 +242,7 @@ cmd_stop() {
         return 0
     fi
     log "stopping (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + KC_STOP_TIMEOUT))
-    while pid_alive "$pid"; do
-        if ((SECONDS >= deadline)); then
-            log "did not exit after ${KC_STOP_TIMEOUT}s; sending SIGKILL to its process group"
-            # setsid made the server its own process group: this reaches kc.sh and the JVM.
-            kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-            for _ in $(seq 1 50); do
-                pid_alive "$pid" || break
-                sleep 0.2
-            done
-            break
-        fi
-        sleep 0.2
-    done
+    stop_process "$pid" "$KC_STOP_TIMEOUT"
     rm -f "$KC_PIDFILE"
     log "stopped"
 }

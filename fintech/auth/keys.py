@@ -8,12 +8,10 @@ downstream sees only a `KeySource`, so switching to the real provider changes no
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import logging
 import os
-import secrets
 import threading
 import time
 from collections.abc import Hashable, Mapping
@@ -27,6 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from jwt.algorithms import AllowedPublicKeys, RSAAlgorithm
+
+from fintech.files import create_once
 
 VerificationKey: TypeAlias = AllowedPublicKeys
 
@@ -111,29 +111,14 @@ def _load_or_create_private_key(path: Path) -> rsa.RSAPrivateKey:
         return _read_private_key(path)
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = rsa.generate_private_key(public_exponent=65537, key_size=_DEV_KEY_BITS)
     pem = key.private_bytes(
         encoding=serialization.Encoding.PEM,
         format=serialization.PrivateFormat.PKCS8,
         encryption_algorithm=serialization.NoEncryption(),
     )
-    # Written whole under a private name, then hard-linked into place: link() fails when the
-    # name exists, so of two processes starting at once the first wins and the other re-reads
-    # the winner's key. (os.replace would let the last writer win, after the first had already
-    # signed with a key that no longer exists.)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-            handle.flush()
-            os.fsync(handle.fileno())
-        with contextlib.suppress(FileExistsError):
-            os.link(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-    return _read_private_key(path)
+    create_once(path, pem)
+    return _read_private_key(path)  # ours, or the key of a process that created it first
 
 
 def _read_private_key(path: Path) -> rsa.RSAPrivateKey:

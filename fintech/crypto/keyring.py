@@ -27,7 +27,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import os
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
@@ -38,6 +37,8 @@ from types import MappingProxyType
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+from fintech.files import create_once
 
 KEY_BYTES = 32
 MIN_BLIND_INDEX_KEY_BYTES = 32
@@ -200,20 +201,5 @@ def _load_or_create_secret(path: Path, generate: Callable[[], bytes]) -> bytes:
     """The file's content, writing `generate()` there first if it does not exist yet."""
     with contextlib.suppress(FileNotFoundError):
         return path.read_bytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Written whole under a private name, then hard-linked into place: link() fails when the
-    # name exists, so of two processes starting at once the first wins and the other reads the
-    # winner's secret (os.replace would let the last writer win, after the first had already
-    # encrypted rows under a key that no longer exists).
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(generate())
-            handle.flush()
-            os.fsync(handle.fileno())
-        with contextlib.suppress(FileExistsError):
-            os.link(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-    return path.read_bytes()
+    create_once(path, generate())
+    return path.read_bytes()  # ours, or the content of a process that created it first
