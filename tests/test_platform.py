@@ -9,6 +9,8 @@ import pytest
 import yaml
 from django.core.management import call_command
 
+from tests.spine.support import PRODUCTION_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.django_db
@@ -114,15 +116,7 @@ def test_production_settings_pass_the_deployment_checks():
         "--deploy",
         "--fail-level",
         "WARNING",
-        env={
-            "DJANGO_ENV": "production",
-            "SECRET_KEY": "q8Zr-3vN_tW1mK9pL2xB7cY4hJ6fD0sG5aE-uR8iO3nV1wQ7zT2yC9kM4bX6eH0j",
-            "ALLOWED_HOSTS": "bank.example",
-            "OIDC_ISSUER": "https://id.bank.example/realms/fintech",
-            "DATABASE_URL": "postgres://fintech:secret@127.0.0.1:55432/fintech",
-            "FINTECH_ENCRYPTION_KEYS": "k1:3q2+7w0aYwSy6y0uKhLxTQ3d0mAvJUvyzA5pDkN0Hqo=",
-            "FINTECH_BLIND_INDEX_KEY": "mXUj0Kp2n4O6xYBQd1bqY8cUvRr3aGwT5eLzHfJk9sI=",
-        },
+        env=PRODUCTION_ENV,
     )
     assert result.returncode == 0, result.stderr + result.stdout
 

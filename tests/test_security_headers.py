@@ -14,6 +14,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from tests.spine.support import PRODUCTION_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # What a strict CSP (no 'unsafe-inline') would block: inline scripts, style blocks and
@@ -88,15 +90,6 @@ def test_the_api_docs_load_only_the_banks_own_assets(anonymous):
 
 # --- production ----------------------------------------------------------------------------
 
-PRODUCTION_ENV = {
-    "DJANGO_ENV": "production",
-    "SECRET_KEY": "q8Zr-3vN_tW1mK9pL2xB7cY4hJ6fD0sG5aE-uR8iO3nV1wQ7zT2yC9kM4bX6eH0j",
-    "ALLOWED_HOSTS": "bank.example",
-    "OIDC_ISSUER": "https://id.bank.example/realms/fintech",
-    "DATABASE_URL": "postgres://fintech:secret@127.0.0.1:55432/fintech",
-    "FINTECH_ENCRYPTION_KEYS": "k1:3q2+7w0aYwSy6y0uKhLxTQ3d0mAvJUvyzA5pDkN0Hqo=",
-    "FINTECH_BLIND_INDEX_KEY": "mXUj0Kp2n4O6xYBQd1bqY8cUvRr3aGwT5eLzHfJk9sI=",
-}
 
 # Runs under the production settings: the deployment checks, then requests through the test
 # client (none of them touches the database), printing what came back.

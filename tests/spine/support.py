@@ -73,3 +73,16 @@ def run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess[s
         timeout=timeout,
         check=False,
     )
+
+
+# A complete production configuration (placeholder values, nothing real): what
+# `DJANGO_ENV=production` demands before it starts.
+PRODUCTION_ENV = {
+    "DJANGO_ENV": "production",
+    "SECRET_KEY": "q8Zr-3vN_tW1mK9pL2xB7cY4hJ6fD0sG5aE-uR8iO3nV1wQ7zT2yC9kM4bX6eH0j",
+    "ALLOWED_HOSTS": "bank.example",
+    "OIDC_ISSUER": "https://id.bank.example/realms/fintech",
+    "DATABASE_URL": "postgres://fintech:secret@127.0.0.1:55432/fintech",
+    "FINTECH_ENCRYPTION_KEYS": "k1:3q2+7w0aYwSy6y0uKhLxTQ3d0mAvJUvyzA5pDkN0Hqo=",
+    "FINTECH_BLIND_INDEX_KEY": "mXUj0Kp2n4O6xYBQd1bqY8cUvRr3aGwT5eLzHfJk9sI=",
+}
