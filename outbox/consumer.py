@@ -418,7 +418,7 @@ class ConsumerRunner:
         last_error: BaseException | None = None
         for attempt in range(1, self.max_attempts + 1):
             try:
-                applied = run_handler(sub, event)
+                applied = run_handler(sub, event, after_commit=False)
             except TRANSIENT_ERRORS as error:
                 raise _Deferred(f"{sub.name}: {error!r}") from error
             except Exception as error:  # any handler error is retried, then dead-lettered

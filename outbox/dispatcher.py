@@ -1,10 +1,16 @@
 """Delivers committed outbox events to the in-process handlers subscribed to them.
 
-Each handler runs in its own transaction that first records (handler, event id) in the
-inbox: a second delivery of the same event, by a retry, a sweeper or a concurrent
-dispatcher, hits the unique constraint and does nothing. A handler that raises is retried
-with exponential backoff and, after `FINTECH_HANDLER_MAX_ATTEMPTS`, dead-lettered. An event
-is marked dispatched when every subscriber has applied it or given up on it.
+The happy path is one transaction per batch of events (`deliver_batch`): one INSERT claims the
+batch's (handler, event id) pairs in the inbox (a pair another dispatcher or a Kafka consumer
+has already applied is not claimed and not run), the claimed handlers run, the steps their
+events start run in the same unit of work, and the batch's rows are marked dispatched in one
+UPDATE. Nothing else is read or written while every handler succeeds.
+
+When a handler raises, the batch rolls back whole and its events are delivered again one at a
+time (`deliver`), each handler in its own transaction: the handlers that work commit, the one
+that fails is retried with exponential backoff and, after `FINTECH_HANDLER_MAX_ATTEMPTS`,
+dead-lettered. Only then are attempt and dead-letter rows written, and the outbox row keeps
+`next_attempt_at`, which sends it down this slow path until every handler is done with it.
 """
 
 from __future__ import annotations
@@ -15,23 +21,28 @@ import threading
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import Min, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from fintech import bus
 from fintech.events import ReceivedEvent, upcast, validate
-from fintech.observability import context
 from outbox.metrics import DEAD_LETTERS, EVENTS_HANDLED, HANDLER_FAILURES
 from outbox.models import DeadLetter, DeliveryAttempt, InboxRecord, OutboxEvent
+from outbox.unit_of_work import Written, grouped, mark_dispatched, unit_of_work
 
 logger = logging.getLogger(__name__)
+
+# Errors of the infrastructure (the database went away), not of a handler: retrying the
+# delivery later is right, counting it against the handler's attempts is not.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
 _local = threading.local()
 
@@ -52,6 +63,16 @@ class DispatchReport:
         self.dead_lettered += other.dead_lettered
         self.skipped += other.skipped
         self.pending_event_ids.extend(other.pending_event_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A committed event on its way to its handlers: its outbox row, the event, and the handlers
+    known to have applied it already."""
+
+    row_id: int
+    event: ReceivedEvent
+    done: frozenset[str] = frozenset()
 
 
 def received_from_envelope(envelope: dict[str, Any], headers: dict[str, Any] | None = None) -> ReceivedEvent:
@@ -82,20 +103,96 @@ def backoff_seconds(attempts: int) -> float:
     return delay * random.uniform(0.8, 1.2)  # jitter keeps retries of a burst apart
 
 
-def run_handler(sub: bus.Subscription, event: ReceivedEvent) -> bool:
-    """Apply `event` with `sub` exactly once. False when the inbox says it already was."""
-    work = context.from_incoming(
-        traceparent=event.headers.get("traceparent"),
-        correlation_id=event.headers.get("correlation_id"),
-        causation_id=str(event.id),
-    )
-    with transaction.atomic(), context.bind(work):
+# -- the happy path: a batch in one unit of work ------------------------------------------------
+
+
+def claim(pairs: Sequence[tuple[str, uuid.UUID]], *, now: datetime) -> set[tuple[str, uuid.UUID]]:
+    """Record (handler, event id) pairs in the inbox, in one statement, and return those that
+    were not there: this transaction may apply them. A pair being claimed by a concurrent
+    transaction waits for it, then counts as taken if that one committed."""
+    if not pairs:
+        return set()
+    ordered = sorted(set(pairs))  # one order for every dispatcher: claims never deadlock
+    field_ = InboxRecord._meta.get_field("event_id")
+    moment = connection.ops.adapt_datetimefield_value(now)
+    params: list[Any] = []
+    for handler, event_id in ordered:
+        params += [handler, field_.get_db_prep_value(event_id, connection), moment]
+    table = InboxRecord._meta.db_table
+    values = ", ".join(["(%s, %s, %s)"] * len(ordered))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (handler, event_id, handled_at) VALUES {values} "  # noqa: S608
+            "ON CONFLICT (handler, event_id) DO NOTHING RETURNING handler, event_id",
+            params,
+        )
+        return {(handler, uuid.UUID(str(event_id))) for handler, event_id in cursor.fetchall()}
+
+
+def _apply_batch(deliveries: Sequence[Delivery], now: datetime) -> int:
+    """Apply every not-yet-applied handler to every delivery, in one unit of work, by event
+    type; raises if any handler does (and then nothing of the batch commits)."""
+    applied: list[str] = []
+    with unit_of_work(continue_steps=True) as uow:
+        wanted = [
+            (sub.name, delivery.event.id)
+            for delivery in deliveries
+            for sub in bus.subscriptions_for(delivery.event.type)
+            if sub.name not in delivery.done
+        ]
+        claimed = claim(wanted, now=now)
+        for event_type, group in grouped(deliveries, lambda delivery: delivery.event.type).items():
+            for sub in bus.subscriptions_for(event_type):
+                events = [d.event for d in group if (sub.name, d.event.id) in claimed]
+                if events:
+                    sub.apply(events)
+                    applied.extend(sub.name for _ in events)
+        uow.delivered_rows(delivery.row_id for delivery in deliveries)
+    for name in applied:
+        EVENTS_HANDLED.labels(name).inc()
+    return len(applied)
+
+
+def deliver_batch(deliveries: Sequence[Delivery], *, now: datetime | None = None) -> DispatchReport:
+    """Deliver a batch in one transaction, or, if a handler raises, one handler at a time."""
+    if not deliveries:
+        return DispatchReport()
+    now = now or timezone.now()
+    try:
+        handled = _apply_batch(deliveries, now)
+    except TRANSIENT_ERRORS:
+        raise  # the database is away: nothing to learn from retrying each handler now
+    except Exception as error:  # noqa: BLE001 - a failing handler sends the batch down the slow path
+        logger.info(
+            "a handler failed in a batch; delivering its events one handler at a time",
+            extra={"events": len(deliveries), "error": repr(error)},
+        )
+        report = DispatchReport()
+        rows = OutboxEvent.objects.filter(pk__in=[d.row_id for d in deliveries], dispatched_at__isnull=True)
+        for row in rows.order_by("id"):
+            report.merge(deliver(row, now=now))
+        report.events = len(deliveries)
+        return report
+    return DispatchReport(events=len(deliveries), handled=handled)
+
+
+# -- the slow path: one handler at a time, with retries and dead letters -----------------------
+
+
+def run_handler(sub: bus.Subscription, event: ReceivedEvent, *, after_commit: bool = True) -> bool:
+    """Apply `event` with `sub` exactly once, in a unit of work of its own that runs no other
+    handler: the events it publishes are written for the dispatcher (after the commit, when
+    `after_commit`). False when the inbox says it was applied already.
+
+    A Kafka consumer passes `after_commit=False`: each context's consumer group applies its
+    own handlers, and the web process's dispatch setting has no say in what it runs."""
+    with unit_of_work(continue_steps=False, after_commit=after_commit):
         try:
             with transaction.atomic():
                 InboxRecord.objects.create(handler=sub.name, event_id=event.id)
         except IntegrityError:
             return False
-        sub.handler(event)
+        sub.apply([event])
     return True
 
 
@@ -125,14 +222,26 @@ def _record_failure(row: OutboxEvent, sub: bus.Subscription, error: BaseExceptio
                 "handler gave up on event",
                 extra={"handler": sub.name, "event_id": str(row.event_id), "attempts": attempt.attempts},
             )
+            _schedule(row, now)
             return True
         attempt.next_attempt_at = now + timedelta(seconds=backoff_seconds(attempt.attempts))
         attempt.save()
+        _schedule(row, now)
     return False
 
 
+def _schedule(row: OutboxEvent, now: datetime) -> None:
+    """Keep the row on the slow path, due when its earliest waiting handler is (or now, when
+    none waits: a dead letter still needs the row marked dispatched)."""
+    if row.pk is None:
+        return
+    due = DeliveryAttempt.objects.filter(event_id=row.event_id).aggregate(due=Min("next_attempt_at"))["due"]
+    OutboxEvent.objects.filter(pk=row.pk).update(next_attempt_at=due or now)
+
+
 def deliver(row: OutboxEvent, *, now: datetime | None = None) -> DispatchReport:
-    """Offer one outbox event to every subscriber that has not applied or given up on it."""
+    """Offer one outbox event to every subscriber that has not applied or given up on it,
+    each in its own transaction."""
     now = now or timezone.now()
     report = DispatchReport(events=1)
     subs = bus.subscriptions_for(row.event_type)
@@ -140,13 +249,14 @@ def deliver(row: OutboxEvent, *, now: datetime | None = None) -> DispatchReport:
     done |= set(
         DeadLetter.objects.filter(event_id=row.event_id, replayed_at__isnull=True).values_list("handler", flat=True)
     )
-    waiting = {a.handler: a for a in DeliveryAttempt.objects.filter(event_id=row.event_id) if a.next_attempt_at > now}
+    waiting = {a.handler: a for a in DeliveryAttempt.objects.filter(event_id=row.event_id)}
     pending = False
     event: ReceivedEvent | None = None
     for sub in subs:
         if sub.name in done:
             continue
-        if sub.name in waiting:
+        attempt = waiting.get(sub.name)
+        if attempt is not None and attempt.next_attempt_at > now:
             pending = True
             report.skipped += 1
             continue
@@ -154,6 +264,8 @@ def deliver(row: OutboxEvent, *, now: datetime | None = None) -> DispatchReport:
             if event is None:
                 event = received_from_envelope(row.envelope, row.headers)
             applied = run_handler(sub, event)
+        except TRANSIENT_ERRORS:
+            raise
         except Exception as error:  # noqa: BLE001 - any handler error is retried, then dead-lettered
             HANDLER_FAILURES.labels(sub.name).inc()
             logger.warning(
@@ -169,34 +281,47 @@ def deliver(row: OutboxEvent, *, now: datetime | None = None) -> DispatchReport:
         if applied:
             report.handled += 1
             EVENTS_HANDLED.labels(sub.name).inc()
-        DeliveryAttempt.objects.filter(event_id=row.event_id, handler=sub.name).delete()
+        if attempt is not None:
+            DeliveryAttempt.objects.filter(pk=attempt.pk).delete()
     if pending:
         report.pending_event_ids.append(row.event_id)
     elif row.pk is not None:
-        _mark_dispatched(row.pk)
+        mark_dispatched([row.pk], now=timezone.now())
     return report
 
 
-def _mark_dispatched(pk: int) -> None:
-    """Every handler is done with the row: it goes once the relay has shipped it too."""
-    deleted, _ = OutboxEvent.objects.filter(pk=pk, sent_at__isnull=False).delete()
-    if not deleted:
-        OutboxEvent.objects.filter(pk=pk, dispatched_at__isnull=True).update(dispatched_at=timezone.now())
+# -- choosing what to deliver -----------------------------------------------------------------
+
+
+def _due(now: datetime) -> Q:
+    return Q(dispatched_at__isnull=True) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
 
 
 def dispatch(
     *, event_ids: Iterable[uuid.UUID] | None = None, older_than: datetime | None = None, limit: int = 200
 ) -> DispatchReport:
-    """Deliver undispatched events in outbox order: the given ones, or all written before
-    `older_than` (the sweeper), or simply the oldest `limit`."""
-    rows = OutboxEvent.objects.filter(dispatched_at__isnull=True).order_by("id")
+    """Deliver undispatched events that are due, in outbox order: the given ones, or all written
+    before `older_than` (the sweeper), or simply the oldest `limit`."""
+    now = timezone.now()
+    rows = OutboxEvent.objects.filter(_due(now)).order_by("id")
     if event_ids is not None:
         rows = rows.filter(event_id__in=list(event_ids))
     if older_than is not None:
         rows = rows.filter(created_at__lte=older_than)
+    batch = list(rows[:limit])
     report = DispatchReport()
-    for row in rows[:limit]:
-        report.merge(deliver(row))
+    fresh = [row for row in batch if row.next_attempt_at is None]
+    if fresh:
+        deliveries = []
+        for row in fresh:
+            try:
+                deliveries.append(Delivery(row_id=row.pk, event=received_from_envelope(row.envelope, row.headers)))
+            except Exception:  # noqa: BLE001 - an unreadable event goes to the slow path, which dead-letters it
+                report.merge(deliver(row, now=now))
+        report.merge(deliver_batch(deliveries, now=now))
+    for row in batch:
+        if row.next_attempt_at is not None:
+            report.merge(deliver(row, now=now))
     return report
 
 
@@ -207,34 +332,23 @@ def sweep(*, grace_seconds: float | None = None, limit: int = 500) -> DispatchRe
     return dispatch(older_than=timezone.now() - timedelta(seconds=grace), limit=limit)
 
 
-def dispatch_after_commit(event_ids: list[uuid.UUID]) -> None:
-    """Called by `transaction.on_commit` for freshly published events.
-
-    Inline mode drains the events in this process, including those the handlers publish in
-    turn (queued, not recursed). Nothing here may fail the request that already committed:
-    what does not get delivered now is the sweeper's.
+def dispatch_after_commit(written: list[Written]) -> None:
+    """With in-process dispatch, called once a unit of work has committed, with its events that
+    still have handlers to run (outbox/apps.py). Delivers them in this process, including those
+    the handlers publish in turn (queued, not recursed). Nothing here may fail the request that
+    already committed: what does not get delivered now is the sweeper's.
     """
-    mode = settings.FINTECH_EVENT_DISPATCH
-    if mode == "celery":
-        from outbox.tasks import dispatch_events
-
-        try:
-            dispatch_events.delay([str(event_id) for event_id in event_ids])
-        except Exception:
-            logger.exception("could not enqueue event dispatch; the sweeper will deliver")
-        return
-    if mode != "inline":
-        return
-    queue: deque[uuid.UUID] | None = getattr(_local, "queue", None)
+    queue: deque[Delivery] | None = getattr(_local, "queue", None)
+    deliveries = [Delivery(row_id=item.row_id, event=item.event, done=item.done) for item in written]
     if queue is not None:
-        queue.extend(event_ids)
+        queue.extend(deliveries)
         return
-    queue = _local.queue = deque(event_ids)
+    queue = _local.queue = deque(deliveries)
     try:
         while queue:
             batch = list(queue)
             queue.clear()
-            dispatch(event_ids=batch, limit=len(batch))
+            deliver_batch(batch)
     except Exception:
         logger.exception("inline dispatch stopped; the sweeper will deliver the rest")
     finally:

@@ -23,3 +23,7 @@ KAFKA_RECORDS_DEFERRED = Counter(
 KAFKA_DEAD_LETTERS_REPLAYED = Counter(
     "fintech_kafka_dead_letters_replayed_total", "Records re-published from a dlq. topic", ["topic"]
 )
+CHOREOGRAPHY_DEFERRED = Counter(
+    "fintech_choreography_deferred_total",
+    "Units of work whose choreography steps raised and were rolled back, left to the dispatcher",
+)

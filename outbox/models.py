@@ -65,6 +65,12 @@ class OutboxEvent(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     dispatched_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Set once a handler failed on the event: it is delivered one handler at a time, with retries, "
+        "from then on, and not before this moment.",
+    )
     txid = models.BigIntegerField(null=True, blank=True, editable=False, db_default=CurrentTransactionId())
 
     class Meta:

@@ -1,27 +1,22 @@
-"""`publish()`: append a domain event to the outbox inside the caller's transaction."""
+"""`publish()`: record a domain event in the outbox inside the caller's transaction."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
-from functools import partial
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
-from fintech.events import DomainEvent, validate
+from fintech.events import DomainEvent, rfc3339, validate
 from fintech.observability import context
-from outbox import dispatcher
+from outbox import unit_of_work
 from outbox.metrics import EVENTS_PUBLISHED
 from outbox.models import OutboxEvent
 
 
 class PublishOutsideTransaction(RuntimeError):
     """An event published outside a transaction could commit without its state change."""
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def build_envelope(event: DomainEvent, *, event_id: uuid.UUID, occurred_at: datetime) -> dict[str, object]:
@@ -39,10 +34,12 @@ def build_envelope(event: DomainEvent, *, event_id: uuid.UUID, occurred_at: date
 
 
 def publish(event: DomainEvent, *, occurred_at: datetime | None = None, using: str = "default") -> uuid.UUID:
-    """Write `event` to the outbox as part of the current transaction and return its id.
+    """Record `event` as part of the current transaction and return its id.
 
     Refuses to run outside `transaction.atomic`: the event and the change it describes must
-    commit or roll back together. Dispatch to handlers happens only after the commit.
+    commit or roll back together. Inside a unit of work the event is written when the unit
+    finishes (with the others, in one statement) and its steps run first; outside one its row
+    is written now and it is dispatched after the commit.
     """
     if not transaction.get_connection(using).in_atomic_block:
         raise PublishOutsideTransaction(f"publish({event.event_type}) must run inside transaction.atomic()")
@@ -51,22 +48,30 @@ def publish(event: DomainEvent, *, occurred_at: datetime | None = None, using: s
     event_id = uuid.uuid4()
     moment = occurred_at or timezone.now()
     work = context.current()
-    headers = {
-        "traceparent": work.trace.child().traceparent,
-        "correlation_id": work.correlation_id,
-    }
+    headers = {"traceparent": work.trace.child().traceparent, "correlation_id": work.correlation_id}
     if work.causation_id:
         headers["causation_id"] = work.causation_id
-    OutboxEvent.objects.using(using).create(
+    envelope = build_envelope(event, event_id=event_id, occurred_at=moment)
+    EVENTS_PUBLISHED.labels(event.event_type).inc()
+    pending = unit_of_work.PendingEvent(
         event_id=event_id,
         event_type=event.event_type,
-        schema_version=event.version,
+        version=event.version,
         source=event.source,
         aggregate_id=event.aggregate_id,
-        envelope=build_envelope(event, event_id=event_id, occurred_at=moment),
+        envelope=envelope,
         headers=headers,
         created_at=moment,
+        data=data,
     )
-    EVENTS_PUBLISHED.labels(event.event_type).inc()
-    transaction.on_commit(partial(dispatcher.dispatch_after_commit, [event_id]), using=using)
+    uow = unit_of_work.current(using)
+    if uow is not None:
+        uow.collect(pending)
+        return event_id
+    # No unit of work: a unit of one event, written now and dispatched after the commit.
+    with unit_of_work.unit_of_work(using=using, continue_steps=False) as single:
+        single.collect(pending)
     return event_id
+
+
+__all__ = ["OutboxEvent", "PublishOutsideTransaction", "build_envelope", "publish"]

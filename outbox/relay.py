@@ -141,26 +141,48 @@ def _read_chunk(session: Any, after: int, limit: int) -> list[tuple[Any, ...]]:
 _DELETE_SQL = "DELETE FROM {table} WHERE ctid = ANY(%s::tid[]) AND id = ANY(%s::bigint[]) AND dispatched_at IS NOT NULL"
 _MARK_SENT_SQL = (
     "UPDATE {table} SET sent_at = now() WHERE ctid = ANY(%s::tid[]) AND id = ANY(%s::bigint[]) "
-    "AND dispatched_at IS NULL"
+    "AND dispatched_at IS NULL RETURNING id"
 )
+# Rows whose address moved between read and mark: the dispatcher updated them meanwhile (it
+# marked them dispatched, or scheduled a retry). Found by id, through the primary key.
+_MOVED_PLAN_SQL = "SELECT set_config('enable_indexscan', 'on', true)"
+_DELETE_MOVED_SQL = "DELETE FROM {table} WHERE id = ANY(%s::bigint[]) AND dispatched_at IS NOT NULL RETURNING id"
+_MARK_MOVED_SQL = "UPDATE {table} SET sent_at = now() WHERE id = ANY(%s::bigint[])"
+
+
+def _array(values: list[str]) -> str:
+    # Array literals built here: cheaper than the driver adapting 2,000 values.
+    return "{" + ",".join(values) + "}"
 
 
 def _mark_shipped(shipped: list[_Shipped]) -> None:
     """A shipped row whose handlers were all done when it was read is deleted (cheaper than an
-    update, and the table stays small). A row still being dispatched is marked sent; one whose
-    handlers finished in the meantime is left unsent and ships again (a duplicate, never a loss)."""
+    update, and the table stays small). A row still being dispatched is marked sent, and goes
+    when the dispatcher is done with it. A row whose handlers finished between read and mark is
+    deleted too: every shipped row is marked, so none ships twice."""
     if connection.vendor == "postgresql":
         table = OutboxEvent._meta.db_table
         done = [row for row in shipped if row.dispatched]
         waiting = [row for row in shipped if not row.dispatched]
         with connection.cursor() as cursor:
             cursor.execute(_MARK_PLAN_SQL)
-            for rows, sql in ((done, _DELETE_SQL), (waiting, _MARK_SENT_SQL)):
-                if rows:
-                    # Array literals built here: cheaper than the driver adapting 2,000 values.
-                    addresses = "{" + ",".join(f'"{row.ctid}"' for row in rows) + "}"
-                    row_ids = "{" + ",".join(str(row.id) for row in rows) + "}"
-                    cursor.execute(sql.format(table=table), [addresses, row_ids])
+            if done:
+                addresses = _array([f'"{row.ctid}"' for row in done])
+                cursor.execute(_DELETE_SQL.format(table=table), [addresses, _array([str(row.id) for row in done])])
+            if waiting:
+                addresses = _array([f'"{row.ctid}"' for row in waiting])
+                cursor.execute(
+                    _MARK_SENT_SQL.format(table=table), [addresses, _array([str(row.id) for row in waiting])]
+                )
+                marked = {row_id for (row_id,) in cursor.fetchall()}
+                moved = [str(row.id) for row in waiting if row.id not in marked]
+                if moved:
+                    cursor.execute(_MOVED_PLAN_SQL)
+                    cursor.execute(_DELETE_MOVED_SQL.format(table=table), [_array(moved)])
+                    gone = {str(row_id) for (row_id,) in cursor.fetchall()}
+                    still = [row_id for row_id in moved if row_id not in gone]
+                    if still:
+                        cursor.execute(_MARK_MOVED_SQL.format(table=table), [_array(still)])
         return
     ids = [row.id for row in shipped]
     OutboxEvent.objects.filter(pk__in=ids, dispatched_at__isnull=False).delete()

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from django.conf import settings
 
 Offsets = dict[tuple[str, int], int]
@@ -49,6 +49,23 @@ def _consumer() -> Consumer:
     )
 
 
+# A partition whose leader the broker is still electing (a topic created a moment ago, a broker
+# slow to settle on a loaded machine) answers with these for a while: ask again.
+_SETTLING = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError._TIMED_OUT}
+
+
+def _high_watermark(consumer: Consumer, partition: TopicPartition, *, within: float = 30.0) -> int:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            _, high = consumer.get_watermark_offsets(partition, timeout=10)
+            return int(high)
+        except KafkaException as error:
+            if error.args[0].code() not in _SETTLING or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def end_offsets(topics: Iterable[str]) -> Offsets:
     consumer = _consumer()
     try:
@@ -56,8 +73,7 @@ def end_offsets(topics: Iterable[str]) -> Offsets:
         metadata = consumer.list_topics(timeout=10)
         for topic in topics:
             for partition in metadata.topics[topic].partitions:
-                _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-                offsets[(topic, partition)] = high
+                offsets[(topic, partition)] = _high_watermark(consumer, TopicPartition(topic, partition))
         return offsets
     finally:
         consumer.close()

@@ -143,10 +143,10 @@ class BooksMachine(RuleBasedStateMachine):
             return
         holds = {
             h.hold_key: h
-            for h in Hold.objects.filter(hold_key__in=[transactions.transfer_hold_key(t) for t in self.in_flight])
+            for h in Hold.objects.filter(hold_key__in=[ledger.hold_key("transfer", t) for t in self.in_flight])
         }
         for transfer_id, flight in list(self.in_flight.items()):
-            hold = holds[transactions.transfer_hold_key(transfer_id)]
+            hold = holds[ledger.hold_key("transfer", transfer_id)]
             assert hold.amount == flight.amount
             if hold.status == Hold.Status.ACTIVE:
                 continue
@@ -336,7 +336,7 @@ class BooksMachine(RuleBasedStateMachine):
         assert failed.failure_code == INJECTED
         self.in_flight[transfer_id].failure_injected = True
         if not to_worker:  # the failure was dispatched after its commit: the hold is gone already
-            assert Hold.objects.get(hold_key=transactions.transfer_hold_key(transfer_id)).status == Hold.Status.VOIDED
+            assert Hold.objects.get(hold_key=ledger.hold_key("transfer", transfer_id)).status == Hold.Status.VOIDED
 
     @precondition(lambda self: bool(self.in_flight))
     @rule(limit=st.integers(1, 6))
@@ -388,7 +388,7 @@ class BooksMachine(RuleBasedStateMachine):
         for transfer_id, (status, code) in self.expected_final.items():
             transfer = finals[transfer_id]
             assert (transfer.status, transfer.failure_code) == (status, code), transfer_id
-            hold = Hold.objects.get(hold_key=transactions.transfer_hold_key(transfer_id))
+            hold = Hold.objects.get(hold_key=ledger.hold_key("transfer", transfer_id))
             if status == Transfer.Status.COMPLETED:
                 assert transfer.journal_transaction_id == hold.journal_transaction_id is not None
         self.completed_transfers += sum(1 for s, _ in self.expected_final.values() if s == Transfer.Status.COMPLETED)

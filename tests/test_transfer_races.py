@@ -236,8 +236,33 @@ def test_crossing_transfers_between_five_accounts_do_not_deadlock(client_with):
     assert_books_reconcile()
 
 
-# --- 3: a dispatcher that dies between two steps ------------------------------------------------
+# --- 3: a dispatcher that dies inside a unit of work, or between two steps -----------------------
 
+# The happy path: the dispatcher runs the whole chain in one unit of work. It dies inside a step,
+# after the step's work and before the unit commits.
+CRASH_INSIDE_STEP = """
+import dataclasses
+import os
+from django.conf import settings
+from django.core.management import call_command
+from fintech import bus
+
+settings.FINTECH_EVENT_DISPATCH = "worker"  # this dispatcher is the only one that delivers
+target = bus.subscription_named({handler!r})
+
+
+def crashing(event):
+    target.handler(event)  # the step did its work; its unit of work has not committed
+    os._exit(17)
+
+
+subs = bus._subscriptions[target.event_type]
+subs[subs.index(target)] = dataclasses.replace(target, handler=crashing)
+call_command("dispatch_events", "--once", "--grace", "0")
+"""
+
+# The slow path, taken once a handler has failed: one handler per transaction. It dies right
+# after one handler's transaction committed.
 CRASH_AFTER_HANDLER = """
 import os
 from django.conf import settings
@@ -248,13 +273,18 @@ settings.FINTECH_EVENT_DISPATCH = "worker"  # this dispatcher is the only one th
 real_run_handler = dispatcher.run_handler
 
 
-def run_handler(sub, event):
-    applied = real_run_handler(sub, event)  # its transaction has committed when it returns
+def no_batch(deliveries, now):
+    raise RuntimeError("a handler failed in the batch")  # sends every event down the slow path
+
+
+def run_handler(sub, event, **options):
+    applied = real_run_handler(sub, event, **options)  # its transaction has committed when it returns
     if applied and sub.name == {handler!r}:
         os._exit(17)  # die before anything after this step runs
     return applied
 
 
+dispatcher._apply_batch = no_batch
 dispatcher.run_handler = run_handler
 call_command("dispatch_events", "--once", "--grace", "0")
 """
@@ -274,14 +304,10 @@ def test_the_chain_is_the_one_the_crash_tests_cover():
     order = chain_order()
     assert len(order) == len(set(order))
     assert set(order) == set(CHAIN)
+    assert all(sub.same_unit_of_work for sub in map(bus.subscription_named, CHAIN) if sub is not None)
 
 
-@pytest.mark.parametrize("crash_after", CHAIN)
-def test_a_dispatcher_killed_after_any_step_resumes_without_posting_twice(crash_after, staff, settings):
-    source, destination = open_account(balance=FUNDS), open_account()
-    settings.FINTECH_EVENT_DISPATCH = "worker"  # the request commits; only dispatchers deliver
-    before = OutboxEvent.objects.aggregate(last=Max("id"))["last"]
-    assert not OutboxEvent.objects.filter(dispatched_at__isnull=True).exists()
+def accepted_transfer(staff, source, destination) -> Transfer:
     response = staff.post(
         "/api/v1/transfers",
         transfer_body(source, destination, AMOUNT),
@@ -289,22 +315,32 @@ def test_a_dispatcher_killed_after_any_step_resumes_without_posting_twice(crash_
         HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
     )
     assert response.status_code == 202, response.content
-    transfer = Transfer.objects.get(pk=response.json()["id"])
+    return Transfer.objects.get(pk=response.json()["id"])
 
-    crash = run_python(textwrap.dedent(CRASH_AFTER_HANDLER.format(handler=crash_after)))
+
+def crashed_dispatcher(staff, settings, script: str, handler: str):
+    """A transfer accepted while only dispatchers deliver, and a dispatcher that ran `script`
+    for `handler` and died: the accounts, the transfer, and the last outbox id before it."""
+    source, destination = open_account(balance=FUNDS), open_account()
+    settings.FINTECH_EVENT_DISPATCH = "worker"  # the request commits; only dispatchers deliver
+    before = OutboxEvent.objects.aggregate(last=Max("id"))["last"]
+    assert not OutboxEvent.objects.filter(dispatched_at__isnull=True).exists()
+    transfer = accepted_transfer(staff, source, destination)
+
+    crash = run_python(textwrap.dedent(script.format(handler=handler)))
     assert crash.returncode == 17, crash.stderr[-3000:]
+    return source, destination, transfer, before
 
-    # Exactly the steps up to and including the crashed one committed, each once.
-    order = chain_order()
-    ran = list(
+
+def chain_handled_since(before) -> list[str]:
+    return list(
         InboxRecord.objects.filter(event_id__in=OutboxEvent.objects.filter(id__gt=before).values("event_id"))
         .order_by("id")
         .values_list("handler", flat=True)
     )
-    assert ran == order[: order.index(crash_after) + 1]
-    posted_before_resume = JournalTransaction.objects.filter(posting_key=f"transfer:{transfer.id}").count()
-    assert posted_before_resume == (1 if "ledger.post_validated_transfer" in ran else 0)
 
+
+def assert_resumes_and_posts_once(transfer, source, destination, before) -> None:
     call_command("dispatch_events", "--once", "--grace", "0", stdout=io.StringIO())
 
     transfer.refresh_from_db()
@@ -330,6 +366,41 @@ def test_a_dispatcher_killed_after_any_step_resumes_without_posting_twice(crash_
     assert "events=0 handled=0" in out.getvalue()
 
 
+@pytest.mark.parametrize("crash_inside", CHAIN)
+def test_a_dispatcher_killed_inside_any_step_commits_nothing_of_the_chain_and_resumes_once(
+    crash_inside, staff, settings
+):
+    source, destination, transfer, before = crashed_dispatcher(staff, settings, CRASH_INSIDE_STEP, crash_inside)
+
+    # The unit of work died whole: not one step of the chain committed.
+    assert chain_handled_since(before) == []
+    transfer.refresh_from_db()
+    assert transfer.status == Transfer.Status.INITIATED
+    assert Hold.objects.get(hold_key=f"transfer:{transfer.id}").status == Hold.Status.ACTIVE
+    assert not JournalTransaction.objects.filter(kind="transfer").exists()
+    assert list(OutboxEvent.objects.filter(id__gt=before).values_list("event_type", flat=True)) == [
+        "transaction.initiated"
+    ]
+
+    assert_resumes_and_posts_once(transfer, source, destination, before)
+
+
+@pytest.mark.parametrize("crash_after", CHAIN)
+def test_a_dispatcher_killed_between_two_steps_on_the_slow_path_resumes_without_posting_twice(
+    crash_after, staff, settings
+):
+    source, destination, transfer, before = crashed_dispatcher(staff, settings, CRASH_AFTER_HANDLER, crash_after)
+
+    # Exactly the steps up to and including the crashed one committed, each once.
+    order = chain_order()
+    ran = chain_handled_since(before)
+    assert ran == order[: order.index(crash_after) + 1]
+    posted_before_resume = JournalTransaction.objects.filter(posting_key=f"transfer:{transfer.id}").count()
+    assert posted_before_resume == (1 if "ledger.post_validated_transfer" in ran else 0)
+
+    assert_resumes_and_posts_once(transfer, source, destination, before)
+
+
 def test_a_dispatcher_killed_with_sigkill_mid_flight_loses_and_doubles_nothing(settings):
     from apps.transactions import services
 
@@ -352,7 +423,17 @@ def test_a_dispatcher_killed_with_sigkill_mid_flight_loses_and_doubles_nothing(s
     )
     assert not chain_records.exists()
 
-    worker = start_manage("dispatch_events", "--grace", "0", "--idle", "0.05", env={"FINTECH_EVENT_DISPATCH": "worker"})
+    # Small batches: one unit of work commits every two transfers, so the kill lands between commits.
+    worker = start_manage(
+        "dispatch_events",
+        "--grace",
+        "0",
+        "--idle",
+        "0.05",
+        "--batch-size",
+        "2",
+        env={"FINTECH_EVENT_DISPATCH": "worker"},
+    )
     try:
         # Kill it once it is well into the work (Django's start-up alone takes longer than a fixed 0.3 s).
         deadline = time.monotonic() + 60

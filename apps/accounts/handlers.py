@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from apps.accounts.events import AccountBalanceUpdated
 from apps.accounts.models import BankAccount
@@ -11,15 +12,15 @@ from fintech.events import ReceivedEvent
 from outbox.publisher import publish
 
 
-@subscribe("ledger.entry_written", name="accounts.publish_balance_updates")
-def publish_balance_updates(event: ReceivedEvent) -> None:
-    entries = [entry for entry in event.data["entries"] if entry.get("account_id")]
+@subscribe("ledger.entry_written", name="accounts.publish_balance_updates", same_unit_of_work=True, batch=True)
+def publish_balance_updates(events: Sequence[ReceivedEvent]) -> None:
+    entries = [(event, entry) for event in events for entry in event.data["entries"] if entry.get("account_id")]
     owners = dict(
-        BankAccount.objects.filter(id__in=[uuid.UUID(e["account_id"]) for e in entries]).values_list(
+        BankAccount.objects.filter(id__in={uuid.UUID(entry["account_id"]) for _, entry in entries}).values_list(
             "id", "customer_id"
         )
     )
-    for entry in entries:
+    for event, entry in entries:
         customer_id = owners.get(uuid.UUID(entry["account_id"]))
         if customer_id is None:
             continue

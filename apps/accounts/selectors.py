@@ -14,6 +14,14 @@ def account_get(*, account_id: uuid.UUID, lock: bool = False) -> BankAccount | N
     return accounts.first()
 
 
+def accounts_get(*, account_ids: list[uuid.UUID], lock: bool = False) -> dict[uuid.UUID, BankAccount]:
+    """Several accounts in one statement; `lock=True` locks them in id order (deadlock-free)."""
+    accounts = BankAccount.objects.filter(pk__in=sorted(set(account_ids))).order_by("id")
+    if lock:
+        accounts = accounts.select_for_update()
+    return {account.id: account for account in accounts}
+
+
 def account_list(*, customer_id: uuid.UUID | None = None, status: str | None = None) -> QuerySet[BankAccount]:
     accounts = BankAccount.objects.all()
     if customer_id is not None:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
 from apps.accounts.events import AccountBlocked, AccountClosed, AccountCreated, AccountUnblocked
@@ -15,7 +15,9 @@ from apps.accounts.numbers import new_account_number
 from apps.customers import public as customers
 from apps.ledger import public as ledger
 from fintech.errors import Conflict, NotFound, ValidationFailed
-from outbox.publisher import publish, rfc3339
+from fintech.events import rfc3339
+from outbox.publisher import publish
+from outbox.unit_of_work import unit_of_work
 
 
 class AccountNotFound(NotFound):
@@ -63,7 +65,7 @@ def account_open(*, customer_id: uuid.UUID, currency: str | None = None, now: da
         raise CustomerNotVerified(f"The customer is {kyc}; accounts open only for verified customers.")
     for _ in range(10):
         try:
-            with transaction.atomic():
+            with unit_of_work(savepoint=True):
                 account = BankAccount.objects.create(
                     number=new_account_number(),
                     customer_id=customer_id,
@@ -105,7 +107,7 @@ def _change_status(
     now: datetime | None,
 ) -> BankAccount:
     now = now or timezone.now()
-    with transaction.atomic():
+    with unit_of_work():
         account = _account_for_update(account_id)
         if account.status not in allowed_from:
             raise InvalidAccountStatus(f"The account is {account.status}.", status_now=account.status)

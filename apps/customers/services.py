@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
 from apps.customers.contacts import InvalidPhone, normalize_email, normalize_phone
@@ -14,7 +14,9 @@ from apps.customers.events import CustomerCreated, CustomerErased, CustomerRejec
 from apps.customers.models import ERASED_NAME, Customer
 from apps.customers.selectors import customer_exists_with_document, document_index
 from fintech.errors import Conflict, NotFound, ValidationFailed
-from outbox.publisher import publish, rfc3339
+from fintech.events import rfc3339
+from outbox.publisher import publish
+from outbox.unit_of_work import unit_of_work
 
 
 class DuplicateDocument(Conflict):
@@ -58,7 +60,7 @@ def customer_create(
     if customer_exists_with_document(digits=digits):
         raise DuplicateDocument("A customer with this document already exists.")
     try:
-        with transaction.atomic():
+        with unit_of_work(savepoint=True):
             customer = Customer.objects.create(
                 name=name.strip(),
                 email=normalize_email(email),
@@ -98,7 +100,7 @@ def _pending_customer_for_update(customer_id: uuid.UUID) -> Customer:
 
 def customer_verify(*, customer_id: uuid.UUID, reviewer: str, now: datetime | None = None) -> Customer:
     now = now or timezone.now()
-    with transaction.atomic():
+    with unit_of_work():
         customer = _pending_customer_for_update(customer_id)
         customer.status = Customer.Status.VERIFIED
         customer.kyc_reviewed_by = reviewer
@@ -114,7 +116,7 @@ def customer_verify(*, customer_id: uuid.UUID, reviewer: str, now: datetime | No
 
 def customer_reject(*, customer_id: uuid.UUID, reviewer: str, reason: str, now: datetime | None = None) -> Customer:
     now = now or timezone.now()
-    with transaction.atomic():
+    with unit_of_work():
         customer = _pending_customer_for_update(customer_id)
         customer.status = Customer.Status.REJECTED
         customer.kyc_reviewed_by = reviewer
@@ -144,7 +146,7 @@ def customer_erase(*, customer_id: uuid.UUID, erased_by: str, now: datetime | No
     Erasing an erased customer changes nothing and publishes nothing (a retried request succeeds).
     """
     now = now or timezone.now()
-    with transaction.atomic():
+    with unit_of_work():
         customer = Customer.objects.select_for_update().filter(pk=customer_id).first()
         if customer is None:
             raise CustomerNotFound(f"No customer {customer_id}.")

@@ -38,3 +38,10 @@ class HoldNotActive(Conflict):
 class AlreadyReversed(Conflict):
     code = "already_reversed"
     title = "This journal transaction was already reversed"
+
+
+class HoldNotFound(NotFound):
+    """An operation names a hold that was never placed: the books and the operation disagree."""
+
+    code = "hold_not_found"
+    title = "No such hold"

@@ -64,9 +64,17 @@ def balances_of(account_ids: list[uuid.UUID]) -> dict[uuid.UUID, Balance]:
     }
 
 
-def place_hold(*, account_id: uuid.UUID, amount: int, currency: str, hold_key: str) -> uuid.UUID:
-    """Set money aside for an operation in flight. Raises InsufficientFunds."""
-    return services.hold_place(owner_ref=account_id, amount=amount, currency=currency, hold_key=hold_key).id
+def place_hold(
+    *, account_id: uuid.UUID, amount: int, currency: str, operation: str, operation_id: uuid.UUID
+) -> uuid.UUID:
+    """Set money aside for an operation in flight (`operation` "transfer" or "payment", and its
+    id: the ledger keys the hold itself). Raises InsufficientFunds."""
+    return services.hold_place(
+        owner_ref=account_id,
+        amount=amount,
+        currency=currency,
+        hold_key=services.hold_key(operation, operation_id),
+    ).id
 
 
 def deposit(*, account_id: uuid.UUID, amount: int, currency: str, posting_key: str, reference: str) -> uuid.UUID:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
 from apps.accounts import public as accounts
@@ -21,8 +22,11 @@ from apps.transactions.events import (
 )
 from apps.transactions.models import Deposit, Transfer
 from fintech.errors import Conflict, NotFound, Unprocessable, ValidationFailed
+from fintech.events import rfc3339
 from fintech.money import CURRENCY_EXPONENTS
-from outbox.publisher import publish, rfc3339
+from fintech.sql import update_rows
+from outbox.publisher import publish
+from outbox.unit_of_work import unit_of_work
 
 
 class AccountNotFound(NotFound):
@@ -83,10 +87,6 @@ def _ensure_open(account: AccountSnapshot, role: str) -> None:
         raise AccountClosed(f"The {role} account is closed.")
 
 
-def transfer_hold_key(transfer_id: uuid.UUID) -> str:
-    return f"transfer:{transfer_id}"
-
-
 def transfer_initiate(
     *,
     from_account_id: uuid.UUID,
@@ -111,13 +111,11 @@ def transfer_initiate(
             code="same_account",
             errors={"to_account_id": ["Must differ from from_account_id."]},
         )
-    with transaction.atomic():
-        # Lock both accounts (in a fixed order) so neither can be blocked or closed before commit.
-        snapshots = {
-            account_id: accounts.account_snapshot(account_id, lock=True)
-            for account_id in sorted([from_account_id, to_account_id])
-        }
-        source, destination = snapshots[from_account_id], snapshots[to_account_id]
+    with unit_of_work():
+        # Lock both accounts (in id order, in one statement) so neither can be blocked or
+        # closed before this commits.
+        snapshots = accounts.account_snapshots([from_account_id, to_account_id], lock=True)
+        source, destination = snapshots.get(from_account_id), snapshots.get(to_account_id)
         if source is None or (on_behalf_of is not None and source.customer_id != on_behalf_of):
             raise AccountNotFound(f"No account {from_account_id}.")
         if destination is None:
@@ -141,7 +139,7 @@ def transfer_initiate(
             updated_at=now,
         )
         ledger.place_hold(
-            account_id=source.id, amount=amount, currency=currency, hold_key=transfer_hold_key(transfer.id)
+            account_id=source.id, amount=amount, currency=currency, operation="transfer", operation_id=transfer.id
         )
         publish(
             TransactionInitiated(
@@ -157,6 +155,15 @@ def transfer_initiate(
             occurred_at=now,
         )
     return transfer
+
+
+def _transfers_for_update(transfer_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Transfer]:
+    """The transfers, locked in id order, in one statement; every one must exist."""
+    found = {t.id: t for t in Transfer.objects.select_for_update().filter(pk__in=set(transfer_ids)).order_by("id")}
+    missing = [transfer_id for transfer_id in transfer_ids if transfer_id not in found]
+    if missing:
+        raise TransferNotFound(f"No transfer {missing[0]}.")
+    return found
 
 
 def _transfer_for_update(transfer_id: uuid.UUID) -> Transfer:
@@ -176,34 +183,56 @@ def _transfer_fields(transfer: Transfer) -> dict[str, object]:
     }
 
 
-def transfer_screen(*, transfer_id: uuid.UUID, now: datetime | None = None) -> Transfer:
-    """Decide whether an initiated transfer may be posted.
+def transfers_screen(*, transfer_ids: Sequence[uuid.UUID], now: datetime | None = None) -> list[Transfer]:
+    """Decide whether initiated transfers may be posted, all in one go (three statements).
 
     Today every transfer whose accounts are still open passes (the fraud context will hook in
-    here). Screening a transfer that is past `initiated` does nothing.
+    here). A transfer that is past `initiated` is left as it is.
     """
     now = now or timezone.now()
-    with transaction.atomic():
-        transfer = _transfer_for_update(transfer_id)
-        if transfer.status != Transfer.Status.INITIATED:
-            return transfer
-        for account_id, role in ((transfer.from_account_id, "source"), (transfer.to_account_id, "destination")):
-            account = accounts.account_snapshot(account_id)
-            if account is None or account.status != "active":
-                code = "account_closed" if account is None or account.status == "closed" else "account_blocked"
-                return _fail(transfer, code=code, detail=f"The {role} account is no longer active.", now=now)
-        transfer.status = Transfer.Status.VALIDATED
-        transfer.updated_at = now
-        transfer.save(update_fields=["status", "updated_at"])
-        publish(
-            TransactionValidated(
-                **_transfer_fields(transfer),  # type: ignore[arg-type]
-                description=transfer.description,
-                validated_at=rfc3339(now),
-            ),
-            occurred_at=now,
-        )
-    return transfer
+    with unit_of_work():
+        transfers = _transfers_for_update(transfer_ids)
+        waiting = [t for t in transfers.values() if t.status == Transfer.Status.INITIATED]
+        if not waiting:
+            return [transfers[transfer_id] for transfer_id in transfer_ids]
+        snapshots = accounts.account_snapshots([i for t in waiting for i in (t.from_account_id, t.to_account_id)])
+        passed = []
+        for transfer in waiting:
+            inactive = _inactive_account(transfer, snapshots)
+            if inactive is None:
+                passed.append(transfer)
+            else:
+                _fail(transfer, code=inactive[0], detail=inactive[1], now=now)
+        if passed:
+            Transfer.objects.filter(pk__in=[t.id for t in passed]).update(
+                status=Transfer.Status.VALIDATED, updated_at=now
+            )
+        for transfer in passed:
+            transfer.status = Transfer.Status.VALIDATED
+            transfer.updated_at = now
+            publish(
+                TransactionValidated(
+                    **_transfer_fields(transfer),  # type: ignore[arg-type]
+                    description=transfer.description,
+                    validated_at=rfc3339(now),
+                ),
+                occurred_at=now,
+            )
+    return [transfers[transfer_id] for transfer_id in transfer_ids]
+
+
+def transfer_screen(*, transfer_id: uuid.UUID, now: datetime | None = None) -> Transfer:
+    return transfers_screen(transfer_ids=[transfer_id], now=now)[0]
+
+
+def _inactive_account(transfer: Transfer, snapshots: dict[uuid.UUID, AccountSnapshot]) -> tuple[str, str] | None:
+    """(failure code, detail) when one of the transfer's accounts is no longer active."""
+    for account_id, role in ((transfer.from_account_id, "source"), (transfer.to_account_id, "destination")):
+        account = snapshots.get(account_id)
+        if account is None or account.status != "active":
+            code = "account_closed" if account is None or account.status == "closed" else "account_blocked"
+            return code, f"The {role} account is no longer active."
+    return None
 
 
 def _fail(transfer: Transfer, *, code: str, detail: str, now: datetime) -> Transfer:
@@ -222,7 +251,7 @@ def _fail(transfer: Transfer, *, code: str, detail: str, now: datetime) -> Trans
 def transfer_fail(*, transfer_id: uuid.UUID, code: str, detail: str = "", now: datetime | None = None) -> Transfer:
     """Fail a transfer that is still in flight; its hold is voided by the ledger."""
     now = now or timezone.now()
-    with transaction.atomic():
+    with unit_of_work():
         transfer = _transfer_for_update(transfer_id)
         if transfer.status in Transfer.FINAL:
             return transfer
@@ -234,33 +263,48 @@ class TransferStateError(Conflict):
     title = "The transfer is in a state that does not allow this"
 
 
+def transfers_complete(*, postings: Mapping[uuid.UUID, uuid.UUID], now: datetime | None = None) -> list[Transfer]:
+    """The ledger posted these transfers (transfer id -> journal transaction id): the money
+    moved. Two statements however many; completing one again does nothing."""
+    now = now or timezone.now()
+    with unit_of_work():
+        transfers = _transfers_for_update(list(postings))
+        completing = []
+        for transfer in transfers.values():
+            if transfer.status == Transfer.Status.COMPLETED:
+                continue
+            if transfer.status == Transfer.Status.FAILED:
+                # The ledger only posts an active hold, and a failed transfer's hold is voided:
+                # reaching this means the books and the transfer disagree. Let a person look.
+                raise TransferStateError(f"Transfer {transfer.id} failed but the ledger posted it.")
+            transfer.status = Transfer.Status.COMPLETED
+            transfer.journal_transaction_id = postings[transfer.id]
+            transfer.completed_at = now
+            transfer.updated_at = now
+            completing.append(transfer)
+        update_rows(
+            Transfer._meta.db_table,
+            ("journal_transaction_id",),
+            [(t.id, t.journal_transaction_id) for t in completing],
+            extra={"status": Transfer.Status.COMPLETED.value, "completed_at": now, "updated_at": now},
+        )
+        for transfer in completing:
+            publish(
+                TransactionCompleted(
+                    **_transfer_fields(transfer),  # type: ignore[arg-type]
+                    journal_transaction_id=str(transfer.journal_transaction_id),
+                    completed_at=rfc3339(now),
+                ),
+                occurred_at=now,
+            )
+    return list(transfers.values())
+
+
 def transfer_complete(
     *, transfer_id: uuid.UUID, journal_transaction_id: uuid.UUID, now: datetime | None = None
 ) -> Transfer:
     """The ledger posted the transfer: the money moved. Completing it again does nothing."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        transfer = _transfer_for_update(transfer_id)
-        if transfer.status == Transfer.Status.COMPLETED:
-            return transfer
-        if transfer.status == Transfer.Status.FAILED:
-            # The ledger only posts an active hold, and a failed transfer's hold is voided:
-            # reaching this means the books and the transfer disagree. Let a person look.
-            raise TransferStateError(f"Transfer {transfer.id} failed but the ledger posted it.")
-        transfer.status = Transfer.Status.COMPLETED
-        transfer.journal_transaction_id = journal_transaction_id
-        transfer.completed_at = now
-        transfer.updated_at = now
-        transfer.save(update_fields=["status", "journal_transaction_id", "completed_at", "updated_at"])
-        publish(
-            TransactionCompleted(
-                **_transfer_fields(transfer),  # type: ignore[arg-type]
-                journal_transaction_id=str(journal_transaction_id),
-                completed_at=rfc3339(now),
-            ),
-            occurred_at=now,
-        )
-    return transfer
+    return transfers_complete(postings={transfer_id: journal_transaction_id}, now=now)[0]
 
 
 def deposit_make(
@@ -273,7 +317,7 @@ def deposit_make(
     if not reference:
         raise ValidationFailed("A deposit needs a reference.", errors={"reference": ["This field is required."]})
     try:
-        with transaction.atomic():
+        with unit_of_work(savepoint=True):
             account = accounts.account_snapshot(account_id, lock=True)
             if account is None:
                 raise AccountNotFound(f"No account {account_id}.")

@@ -6,7 +6,7 @@ and is the published contract. Consumers never import the publisher's classes: t
 `ReceivedEvent.data`, which the registry has validated and upcast to the newest version.
 """
 
-from fintech.events.base import DomainEvent, ReceivedEvent
+from fintech.events.base import DomainEvent, ReceivedEvent, rfc3339
 from fintech.events.registry import (
     EventSchemaError,
     latest_version,
@@ -22,6 +22,7 @@ __all__ = [
     "ReceivedEvent",
     "latest_version",
     "register_upcaster",
+    "rfc3339",
     "schema_for",
     "upcast",
     "validate",

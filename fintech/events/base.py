@@ -3,8 +3,13 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
+
+
+def rfc3339(moment: datetime) -> str:
+    """The one way the bank writes an instant in an event or an API body: RFC 3339 in UTC, `Z`."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,6 +14,7 @@ from apps.ledger import services
 from apps.ledger.errors import (
     AlreadyReversed,
     HoldNotActive,
+    HoldNotFound,
     InsufficientFunds,
     InvalidPosting,
     LedgerAccountNotFound,
@@ -142,22 +143,22 @@ def test_a_batch_posts_in_a_bounded_number_of_statements(django_assert_max_num_q
             requests.append(transfer_request(source, destination, rng.randint(1, 1_000)))
         return requests
 
-    def statements_besides_events(requests: list[JournalRequest]) -> int:
+    def statements(requests: list[JournalRequest]) -> int:
         with CaptureQueriesContext(connection) as queries:
             posted = services.post_transactions(requests)
         assert len(posted) == len(requests)
         outbox = [q for q in queries.captured_queries if "outbox_outboxevent" in q["sql"]]
-        assert len(outbox) == len(requests)  # publish() writes one row per journal transaction
-        return len(queries.captured_queries) - len(outbox)
+        assert 1 <= len(outbox) <= 3  # every journal transaction's event, in one INSERT (SQLite splits it)
+        return len(queries.captured_queries)
 
-    small, large = statements_besides_events(batch(20)), statements_besides_events(batch(200))
-    assert small <= 10
-    assert large <= 15  # SQLite splits a bulk insert at 999 parameters; PostgreSQL needs no split
+    small, large = statements(batch(20)), statements(batch(200))
+    assert small <= 12
+    assert large <= 20  # SQLite splits a bulk insert at 999 parameters; PostgreSQL needs no split
     if connection.vendor == "postgresql":
         assert large == small
 
     requests = batch(200)
-    with django_assert_max_num_queries(len(requests) + 15):
+    with django_assert_max_num_queries(20):
         services.post_transactions(requests)
 
     assert JournalTransaction.objects.filter(kind=JournalTransaction.Kind.TRANSFER).count() == 420
@@ -467,7 +468,8 @@ def test_a_voided_hold_cannot_be_posted():
     before = snapshot()
     with pytest.raises(HoldNotActive):
         services.hold_post(hold_key="transfer:a", to_owner_ref=owner_of(destination), kind="transfer")
-    with pytest.raises(HoldNotActive):
+    # A hold that was never placed is not "no longer active": the operation and the books disagree.
+    with pytest.raises(HoldNotFound):
         services.hold_post(hold_key="transfer:unknown", to_owner_ref=owner_of(destination), kind="transfer")
     assert snapshot() == before
     assert balances(source, destination) == [(1_000, 0), (0, 0)]

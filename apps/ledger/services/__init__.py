@@ -1,0 +1,41 @@
+"""Commands of the ledger, by topic: the chart of accounts (`chart`), posting journal
+transactions (`posting`) and holds on money in flight (`holds`)."""
+
+from apps.ledger.services.chart import (
+    SYSTEM_PURPOSES,
+    customer_account_code,
+    customer_ledger_account_open,
+    ledger_account_open,
+    system_account,
+    system_account_code,
+)
+from apps.ledger.services.holds import HoldPosting, hold_key, hold_place, hold_post, hold_void, holds_post
+from apps.ledger.services.posting import (
+    JournalRequest,
+    Posting,
+    deposit_post,
+    journal_reverse,
+    post_transaction,
+    post_transactions,
+)
+
+__all__ = [
+    "SYSTEM_PURPOSES",
+    "HoldPosting",
+    "JournalRequest",
+    "Posting",
+    "customer_account_code",
+    "customer_ledger_account_open",
+    "deposit_post",
+    "hold_key",
+    "hold_place",
+    "hold_post",
+    "hold_void",
+    "holds_post",
+    "journal_reverse",
+    "ledger_account_open",
+    "post_transaction",
+    "post_transactions",
+    "system_account",
+    "system_account_code",
+]
