@@ -69,7 +69,7 @@ bench-relay: $(STAMP)
 	$(PY) manage.py bench_relay --events $${BENCH_EVENTS:-50000} --rounds $${BENCH_ROUNDS:-5}
 
 # Not a test either: the whole benchmark (bench/, docs/benchmarks.md), against django-hordak and a
-# PL/pgSQL floor, in the database fintech_bench. BENCH_ONLY=transfers,statements,hot,ledger,batch,http,reads,relay
+# PL/pgSQL floor, in the database fintech_bench. BENCH_ONLY=transfers,statements,ledger,batch,hot,http,reads,relay
 # picks sections; BENCH_ARGS passes counts (python -m bench --help). vegeta (MIT) is built outside git.
 BENCH_ONLY ?=
 BENCH_ARGS ?=

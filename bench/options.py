@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-SECTIONS = ("transfers", "statements", "hot", "ledger", "batch", "http", "reads", "relay")
+SECTIONS = ("transfers", "statements", "ledger", "batch", "hot", "http", "reads", "relay")
 
 
 @dataclass
@@ -40,6 +40,7 @@ class Options:
     reads_entries: int = 1_000_000
     reads_requests: int = 1_000
     reads_sql_runs: int = 200
+    reads_seconds: int = 20  # each measurement stops at this bound even if fewer requests ran
     # Figure 8.
     relay_events: int = 20_000
     relay_rounds: int = 3

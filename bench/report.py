@@ -139,8 +139,8 @@ def render(store: dict[str, Any]) -> str:
             lines += [*_rows(rows), ""]
         lines += [f"- {note}" for note in data["notes"]]
         for title, listing in data.get("attachments", {}).items():
-            lines += ["", "<details><summary>" + title + "</summary>", "", "```sql"]
-            lines += [" ".join(item.split())[:400] for item in listing]
+            lines += ["", "<details><summary>" + title + "</summary>", "", "```text"]
+            lines += [item.replace("\n", " ").rstrip()[:400] for item in listing]
             lines += ["```", "", "</details>"]
         lines.append("")
     lines.append(END)
