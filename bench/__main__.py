@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         section.date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         section.commit = commit
         started = time.monotonic()
+        load_at_start = f"{os.getloadavg()[0]:.1f}"
         say(f"--- {name}: {section.title}")
         try:
             runner(name)(options, section)
@@ -124,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             section.note(f"FAILED: {type(error).__name__}: {error}")
         section.seconds = time.monotonic() - started
+        # The machine is shared (the database, the server, and whatever else runs): say how busy it was.
+        section.notes.append(
+            f"machine load while measured: 1-min load average {load_at_start} at the start, "
+            f"{os.getloadavg()[0]:.1f} at the end (2 cores)"
+        )
         say(f"--- {name} took {section.seconds:.0f} s")
         results.append(section)
     sys.stdout.write(report.table(results) + "\n")

@@ -140,7 +140,7 @@ def render(store: dict[str, Any]) -> str:
         lines += [f"- {note}" for note in data["notes"]]
         for title, listing in data.get("attachments", {}).items():
             lines += ["", "<details><summary>" + title + "</summary>", "", "```text"]
-            lines += [item.replace("\n", " ").rstrip()[:400] for item in listing]
+            lines += [item.replace("\n", " ").rstrip()[:160] for item in listing]
             lines += ["```", "", "</details>"]
         lines.append("")
     lines.append(END)

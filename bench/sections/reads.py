@@ -168,7 +168,10 @@ def _fill(kind: str, entries: int) -> Filled:
     with connection.cursor() as cursor:
         cursor.execute("VACUUM (ANALYZE) ledger_journalentry")
         cursor.execute("VACUUM (ANALYZE) ledger_journaltransaction")
-    return Filled(kind, account_id, account.id, entries, False, time.monotonic() - started)
+        # The whole build: the commit's deferred foreign-key checks and the VACUUM included.
+        seconds = time.monotonic() - started
+        cursor.execute("UPDATE bench_reads_fill SET seconds = %s WHERE kind = %s", [seconds, kind])
+    return Filled(kind, account_id, account.id, entries, False, seconds)
 
 
 def _books_hold(filled: Filled) -> str:
