@@ -11,13 +11,14 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt 2>
 TEST_SERVICES ?= postgres redis kafka keycloak
 
 .PHONY: help install run test test-sqlite test-postgres lint format schema services-up services-down services-status \
-	bench-relay clean
+	bench bench-relay clean
 
 help:
 	@echo "make run            serve the bank on 127.0.0.1:$(PORT) (SQLite, in-process events)"
 	@echo "make test           start the services the suite needs and run the whole suite"
 	@echo "make lint           ruff, mypy, import-linter, makemigrations --check"
 	@echo "make services-up    start PostgreSQL, Redis, Kafka and Keycloak here; prints export lines for eval"
+	@echo "make bench          every benchmark figure beside its peers; writes docs/benchmarks.md (BENCH_ONLY=ledger,http)"
 	@echo "make bench-relay    events/s from PostgreSQL to Kafka by one relay, against the raw producer"
 	@echo "make services-down  stop them"
 	@echo "make schema         regenerate docs/openapi.yaml"
@@ -66,6 +67,31 @@ bench-relay: $(STAMP)
 	$(PY) manage.py migrate --noinput -v 0; \
 	$(PY) manage.py relay_outbox --once --sink kafka >/dev/null; \
 	$(PY) manage.py bench_relay --events $${BENCH_EVENTS:-50000} --rounds $${BENCH_ROUNDS:-5}
+
+# Not a test either: the whole benchmark (bench/, docs/benchmarks.md), against django-hordak and a
+# PL/pgSQL floor, in the database fintech_bench. BENCH_ONLY=transfers,statements,ledger,batch,hot,http,reads,relay
+# picks sections; BENCH_ARGS passes counts (python -m bench --help). vegeta (MIT) is built outside git.
+BENCH_ONLY ?=
+BENCH_ARGS ?=
+BENCH_STATE := /var/tmp/fintech-local/bench
+VEGETA := $(BENCH_STATE)/bin/vegeta
+BENCH_STAMP := $(VENV)/.bench-$(shell cat requirements-bench.txt 2>/dev/null | sha1sum | cut -c1-12)
+
+$(BENCH_STAMP): requirements-bench.txt $(STAMP)
+	@$(PY) -m pip install --quiet -r requirements-bench.txt >&2
+	@rm -f $(VENV)/.bench-* && touch $@
+
+$(VEGETA):
+	@mkdir -p $(BENCH_STATE)/bin
+	@command -v go >/dev/null && GOBIN=$(BENCH_STATE)/bin go install github.com/tsenart/vegeta/v12@v12.13.0 \
+		|| echo "vegeta did not build; the HTTP sections will say so" >&2
+
+bench: $(BENCH_STAMP)
+	@set -euo pipefail; \
+	$(MAKE) --no-print-directory $(VEGETA); \
+	exports="$$(FINTECH_SERVICES="postgres kafka" deploy/local/services.sh up)"; \
+	eval "$$exports"; \
+	timeout --signal=TERM --kill-after=60 $${BENCH_TIMEOUT:-2400} $(PY) -m bench --only "$(BENCH_ONLY)" $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
