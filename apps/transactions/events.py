@@ -25,6 +25,8 @@ class TransactionInitiated(TransferEvent):
     customer_id: str
     description: str
     initiated_at: str
+    to_customer_id: str | None = None
+    initiated_by_customer: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

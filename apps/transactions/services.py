@@ -151,6 +151,8 @@ def transfer_initiate(
                 customer_id=str(source.customer_id),
                 description=description,
                 initiated_at=rfc3339(now),
+                to_customer_id=str(destination.customer_id),
+                initiated_by_customer=on_behalf_of is not None,
             ),
             occurred_at=now,
         )
