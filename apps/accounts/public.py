@@ -5,8 +5,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from apps.accounts.errors import AccountNotFound
 from apps.accounts.models import BankAccount
 from apps.accounts.selectors import account_get, accounts_get
+
+__all__ = ["AccountNotFound", "AccountSnapshot", "account_snapshot", "account_snapshots"]
 
 
 @dataclass(frozen=True, slots=True)

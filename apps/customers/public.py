@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+from apps.customers.errors import CustomerNotFound
 from apps.customers.selectors import customer_get
+
+__all__ = ["CustomerNotFound", "customer_kyc_status"]
 
 
 def customer_kyc_status(customer_id: uuid.UUID) -> str | None:

@@ -10,33 +10,14 @@ from django.utils import timezone
 
 from apps.customers.contacts import InvalidPhone, normalize_email, normalize_phone
 from apps.customers.documents import InvalidDocument, normalize_document
+from apps.customers.errors import CustomerErasedAlready, CustomerNotFound, DuplicateDocument, KycAlreadyDecided
 from apps.customers.events import CustomerCreated, CustomerErased, CustomerRejected, CustomerVerified
 from apps.customers.models import ERASED_NAME, Customer
 from apps.customers.selectors import customer_exists_with_document, document_index
-from fintech.errors import Conflict, NotFound, ValidationFailed
+from fintech.errors import ValidationFailed
 from fintech.events import rfc3339
 from outbox.publisher import publish
 from outbox.unit_of_work import unit_of_work
-
-
-class DuplicateDocument(Conflict):
-    code = "duplicate_document"
-    title = "A customer with this document already exists"
-
-
-class KycAlreadyDecided(Conflict):
-    code = "kyc_already_decided"
-    title = "The KYC decision for this customer was already taken"
-
-
-class CustomerErasedAlready(Conflict):
-    code = "customer_erased"
-    title = "The personal data of this customer was erased"
-
-
-class CustomerNotFound(NotFound):
-    code = "customer_not_found"
-    title = "Customer not found"
 
 
 def customer_create(

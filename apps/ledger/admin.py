@@ -3,36 +3,24 @@ that posts the mirror transaction), never by editing or deleting a row."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.ledger import services
 from apps.ledger.models import Hold, JournalEntry, JournalTransaction, LedgerAccount
+from fintech.backoffice import ReadOnlyAdminMixin
 from fintech.errors import DomainError
 
 
-class ReadOnly:
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(LedgerAccount)
-class LedgerAccountAdmin(ReadOnly, admin.ModelAdmin[LedgerAccount]):
+class LedgerAccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[LedgerAccount]):
     list_display = ["code", "account_type", "normal_side", "currency", "balance", "held", "is_system"]
     list_filter = ["account_type", "currency", "is_system"]
     search_fields = ["code", "=owner_ref"]
 
 
-class JournalEntryInline(ReadOnly, admin.TabularInline[JournalEntry, JournalTransaction]):
+class JournalEntryInline(ReadOnlyAdminMixin, admin.TabularInline[JournalEntry, JournalTransaction]):
     model = JournalEntry
     fields = ("entry_id", "account", "side", "amount", "currency", "balance_after")
     readonly_fields = fields
@@ -40,7 +28,7 @@ class JournalEntryInline(ReadOnly, admin.TabularInline[JournalEntry, JournalTran
 
 
 @admin.register(JournalTransaction)
-class JournalTransactionAdmin(ReadOnly, admin.ModelAdmin[JournalTransaction]):
+class JournalTransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[JournalTransaction]):
     list_display = ["id", "kind", "posting_key", "reference", "posted_at"]
     list_filter = ["kind"]
     search_fields = ["=id", "posting_key", "reference"]
@@ -60,7 +48,7 @@ class JournalTransactionAdmin(ReadOnly, admin.ModelAdmin[JournalTransaction]):
 
 
 @admin.register(Hold)
-class HoldAdmin(ReadOnly, admin.ModelAdmin[Hold]):
+class HoldAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Hold]):
     list_display = ["hold_key", "account", "amount", "currency", "status", "created_at", "resolved_at"]
     list_filter = ["status", "currency"]
     search_fields = ["hold_key"]

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from apps.ledger import selectors, services
-from apps.ledger.errors import InsufficientFunds, LedgerCurrencyMismatch
+from apps.ledger.errors import CurrencyMismatch, InsufficientFunds
 
 __all__ = [
     "Balance",
+    "CurrencyMismatch",
     "InsufficientFunds",
-    "LedgerCurrencyMismatch",
     "StatementLine",
     "balances_of",
     "deposit",

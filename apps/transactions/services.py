@@ -6,13 +6,19 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from django.conf import settings
 from django.db import IntegrityError
 from django.utils import timezone
 
 from apps.accounts import public as accounts
 from apps.accounts.public import AccountSnapshot
 from apps.ledger import public as ledger
+from apps.transactions.errors import (
+    AccountBlocked,
+    AccountClosed,
+    DuplicateReference,
+    TransferNotFound,
+    TransferStateError,
+)
 from apps.transactions.events import (
     DepositCompleted,
     TransactionCompleted,
@@ -21,63 +27,12 @@ from apps.transactions.events import (
     TransactionValidated,
 )
 from apps.transactions.models import Deposit, Transfer
-from fintech.errors import Conflict, NotFound, Unprocessable, ValidationFailed
+from fintech.errors import ValidationFailed
 from fintech.events import rfc3339
-from fintech.money import CURRENCY_EXPONENTS
+from fintech.money import CurrencyMismatch, movable
 from fintech.sql import update_rows
 from outbox.publisher import publish
 from outbox.unit_of_work import unit_of_work
-
-
-class AccountNotFound(NotFound):
-    code = "account_not_found"
-    title = "Account not found"
-
-
-class TransferNotFound(NotFound):
-    code = "transfer_not_found"
-    title = "Transfer not found"
-
-
-class CurrencyMismatch(Unprocessable):
-    code = "currency_mismatch"
-    title = "The currency does not match the account"
-
-
-class AccountBlocked(Conflict):
-    code = "account_blocked"
-    title = "The account is blocked"
-
-
-class AccountClosed(Conflict):
-    code = "account_closed"
-    title = "The account is closed"
-
-
-class DuplicateReference(Conflict):
-    code = "duplicate_reference"
-    title = "A deposit with this reference already exists"
-
-
-def validate_money(amount: object, currency: str) -> int:
-    """The contract's rules for an amount: a whole number of minor units, > 0, <= the maximum."""
-    if isinstance(amount, bool) or not isinstance(amount, int):
-        raise ValidationFailed("amount is a whole number of minor units.", errors={"amount": ["Must be an integer."]})
-    if amount <= 0:
-        raise ValidationFailed(
-            "amount must be greater than zero.", code="invalid_amount", errors={"amount": ["Must be > 0."]}
-        )
-    if amount > settings.FINTECH_MAX_AMOUNT:
-        raise ValidationFailed(
-            f"amount may not exceed {settings.FINTECH_MAX_AMOUNT}.",
-            code="amount_too_large",
-            errors={"amount": [f"Must be <= {settings.FINTECH_MAX_AMOUNT}."]},
-        )
-    if currency not in CURRENCY_EXPONENTS or currency not in settings.FINTECH_SUPPORTED_CURRENCIES:
-        raise ValidationFailed(
-            f"The bank does not move {currency}.", code="unsupported_currency", errors={"currency": ["Unsupported."]}
-        )
-    return amount
 
 
 def _ensure_open(account: AccountSnapshot, role: str) -> None:
@@ -104,7 +59,7 @@ def transfer_initiate(
     raises before anything is written.
     """
     now = now or timezone.now()
-    validate_money(amount, currency)
+    money = movable(amount, currency)
     if from_account_id == to_account_id:
         raise ValidationFailed(
             "A transfer needs two different accounts.",
@@ -117,9 +72,9 @@ def transfer_initiate(
         snapshots = accounts.account_snapshots([from_account_id, to_account_id], lock=True)
         source, destination = snapshots.get(from_account_id), snapshots.get(to_account_id)
         if source is None or (on_behalf_of is not None and source.customer_id != on_behalf_of):
-            raise AccountNotFound(f"No account {from_account_id}.")
+            raise accounts.AccountNotFound(f"No account {from_account_id}.")
         if destination is None:
-            raise AccountNotFound(f"No account {to_account_id}.")
+            raise accounts.AccountNotFound(f"No account {to_account_id}.")
         if source.currency != currency or destination.currency != currency:
             raise CurrencyMismatch(
                 f"The transfer is in {currency}; the accounts hold {source.currency} and {destination.currency}."
@@ -139,7 +94,11 @@ def transfer_initiate(
             updated_at=now,
         )
         ledger.place_hold(
-            account_id=source.id, amount=amount, currency=currency, operation="transfer", operation_id=transfer.id
+            account_id=source.id,
+            amount=money.minor_units,
+            currency=money.currency,
+            operation="transfer",
+            operation_id=transfer.id,
         )
         publish(
             TransactionInitiated(
@@ -260,11 +219,6 @@ def transfer_fail(*, transfer_id: uuid.UUID, code: str, detail: str = "", now: d
         return _fail(transfer, code=code, detail=detail or code, now=now)
 
 
-class TransferStateError(Conflict):
-    code = "transfer_state_conflict"
-    title = "The transfer is in a state that does not allow this"
-
-
 def transfers_complete(*, postings: Mapping[uuid.UUID, uuid.UUID], now: datetime | None = None) -> list[Transfer]:
     """The ledger posted these transfers (transfer id -> journal transaction id): the money
     moved. Two statements however many; completing one again does nothing."""
@@ -314,7 +268,7 @@ def deposit_make(
 ) -> Deposit:
     """Credit an account with money that came from outside, against the settlement account."""
     now = now or timezone.now()
-    validate_money(amount, currency)
+    money = movable(amount, currency)
     reference = reference.strip()
     if not reference:
         raise ValidationFailed("A deposit needs a reference.", errors={"reference": ["This field is required."]})
@@ -322,7 +276,7 @@ def deposit_make(
         with unit_of_work(savepoint=True):
             account = accounts.account_snapshot(account_id, lock=True)
             if account is None:
-                raise AccountNotFound(f"No account {account_id}.")
+                raise accounts.AccountNotFound(f"No account {account_id}.")
             if account.currency != currency:
                 raise CurrencyMismatch(f"The deposit is in {currency}; the account holds {account.currency}.")
             _ensure_open(account, "destination")
@@ -339,8 +293,8 @@ def deposit_make(
             )
             deposit.journal_transaction_id = ledger.deposit(
                 account_id=account.id,
-                amount=amount,
-                currency=currency,
+                amount=money.minor_units,
+                currency=money.currency,
                 posting_key=f"deposit:{deposit.id}",
                 reference=reference,
             )

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from apps.ledger.errors import InvalidPosting, LedgerAccountNotFound
 from apps.ledger.models import LedgerAccount, Side
-from fintech.money import CURRENCY_EXPONENTS
+from fintech.money import is_known_currency
 
 SYSTEM_PURPOSES: dict[str, tuple[str, str, bool]] = {
     # purpose: (type, normal side, may go negative)
@@ -41,7 +41,7 @@ def ledger_account_open(
     is_system: bool = False,
     now: datetime | None = None,
 ) -> LedgerAccount:
-    if currency not in CURRENCY_EXPONENTS:
+    if not is_known_currency(currency):
         raise InvalidPosting(f"Unknown currency {currency!r}.")
     now = now or timezone.now()
     account, _ = LedgerAccount.objects.get_or_create(

@@ -17,15 +17,16 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.ledger.errors import (
+    CurrencyMismatch,
     HoldNotActive,
     HoldNotFound,
     InsufficientFunds,
     InvalidPosting,
     LedgerAccountNotFound,
-    LedgerCurrencyMismatch,
 )
 from apps.ledger.models import Hold, JournalTransaction, LedgerAccount, Side
 from apps.ledger.services.posting import Book, JournalRequest, Posting
+from fintech.money import is_minor_units
 from outbox.unit_of_work import unit_of_work
 
 OPERATIONS = ("transfer", "payment")
@@ -56,7 +57,7 @@ RETURNING account_id
 
 def hold_place(*, owner_ref: uuid.UUID, amount: int, currency: str, hold_key: str, now: datetime | None = None) -> Hold:
     """Set `amount` aside on the account. Placing the same hold key again returns the first."""
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+    if not is_minor_units(amount):
         raise InvalidPosting("A hold is a positive whole number of minor units.")
     now = now or timezone.now()
     if not connection.in_atomic_block:
@@ -92,7 +93,7 @@ def hold_place(*, owner_ref: uuid.UUID, amount: int, currency: str, hold_key: st
     if account is None:
         raise LedgerAccountNotFound(f"No ledger account backs account {owner_ref}.")
     if account.currency != currency:
-        raise LedgerCurrencyMismatch(f"The account holds {account.currency}, not {currency}.")
+        raise CurrencyMismatch(f"The account holds {account.currency}, not {currency}.")
     raise InsufficientFunds("The available balance does not cover this amount.")
 
 

@@ -13,12 +13,12 @@ from django.test.utils import CaptureQueriesContext
 from apps.ledger import services
 from apps.ledger.errors import (
     AlreadyReversed,
+    CurrencyMismatch,
     HoldNotActive,
     HoldNotFound,
     InsufficientFunds,
     InvalidPosting,
     LedgerAccountNotFound,
-    LedgerCurrencyMismatch,
     UnbalancedTransaction,
 )
 from apps.ledger.models import Hold, JournalEntry, JournalTransaction, LedgerAccount, Side
@@ -262,7 +262,7 @@ def test_a_posting_in_another_currency_than_its_account_is_refused():
         ],
     )
     before = snapshot()
-    with pytest.raises(LedgerCurrencyMismatch) as refusal:
+    with pytest.raises(CurrencyMismatch) as refusal:
         services.post_transaction(request)
     assert refusal.value.code == "currency_mismatch"
     assert snapshot() == before
@@ -384,7 +384,7 @@ def test_a_hold_beyond_the_available_balance_is_refused():
         (0, "BRL", InvalidPosting),
         (-1, "BRL", InvalidPosting),
         (True, "BRL", InvalidPosting),
-        (10, "USD", LedgerCurrencyMismatch),
+        (10, "USD", CurrencyMismatch),
     ],
 )
 def test_an_invalid_hold_is_refused(amount, currency, error):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from apps.transactions.models import Deposit, Transfer
-from fintech.api.serializers import StrictInputSerializer
+from fintech.api.serializers import QueryInput, StrictInputSerializer
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -30,6 +30,11 @@ class TransferInput(MoneyInput):
 class DepositInput(MoneyInput):
     account_id = serializers.UUIDField()
     reference = serializers.CharField(max_length=120)
+
+
+class TransferListQuery(QueryInput):
+    account_id = serializers.UUIDField(required=False)
+    status = serializers.CharField(required=False)
 
 
 class TransferOutput(serializers.ModelSerializer[Transfer]):

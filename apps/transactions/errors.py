@@ -1,0 +1,30 @@
+"""Refusals of the transfers and deposits context."""
+
+from __future__ import annotations
+
+from fintech.errors import Conflict, NotFound
+
+
+class TransferNotFound(NotFound):
+    code = "transfer_not_found"
+    title = "Transfer not found"
+
+
+class AccountBlocked(Conflict):
+    code = "account_blocked"
+    title = "The account is blocked"
+
+
+class AccountClosed(Conflict):
+    code = "account_closed"
+    title = "The account is closed"
+
+
+class DuplicateReference(Conflict):
+    code = "duplicate_reference"
+    title = "A deposit with this reference already exists"
+
+
+class TransferStateError(Conflict):
+    code = "transfer_state_conflict"
+    title = "The transfer is in a state that does not allow this"
