@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "django_prometheus",
     "fintech.api",
     "fintech.auth",
+    "fintech.crypto",
     "outbox",
     "apps.customers",
     "apps.accounts",

@@ -4,7 +4,7 @@ Audited: every request with a mutating method (POST, PUT, PATCH, DELETE) outside
 whatever its outcome; every 401 and 403 on any path (authentication and authorization
 failures, with the problem's `code` as the reason); and every admin action (the changelist's
 "action" POST, e.g. blocking accounts). Admin edits are recorded from the admin's own log,
-with the fields before and after (handlers.py).
+with the fields before and after (receivers.py).
 
 The record is written after the response is known, in a transaction of its own: a refusal
 writes nothing else and its request's work rolled back, and the business transaction has

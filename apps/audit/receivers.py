@@ -1,5 +1,6 @@
-"""Audit records of the back office: the admin's edits (from its own log, LogEntry, with the
-changed fields before and after) and the admin's logins, failed logins and logouts.
+"""Django signal receivers (not event-bus handlers) that write the back office's audit records:
+the admin's edits (from its own log, LogEntry, with the changed fields before and after) and
+the admin's logins, failed logins and logouts.
 
 An admin edit's record is appended inside the admin's own transaction, so the edit and its
 record commit together. Values of encrypted columns, blind indexes and passwords are never
