@@ -10,7 +10,10 @@ from outbox.models import DeadLetter
 
 
 class Command(BaseCommand):
-    help = "Give dead-lettered deliveries a fresh set of attempts (after the cause was fixed)."
+    help = (
+        "Give the in-process handlers' dead-lettered deliveries (the DeadLetter table) a fresh set of attempts, "
+        "after the cause was fixed. Kafka's dead letters are replay_kafka_dlq's."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--handler", help="Only dead letters of this handler.")

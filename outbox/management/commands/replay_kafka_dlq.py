@@ -5,14 +5,15 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from fintech.kafka.topics import DLQ_PREFIX, dlq_topic
-from outbox.consumer import replay_dlq
+from outbox.kafka_dead_letters import replay_kafka_dlq
 from outbox.loop import StopSignal
 
 
 class Command(BaseCommand):
     help = (
-        "Re-publish the dead letters of dlq.<topic> to their original topic (after the fix), as the group "
-        "fintech.dlq-replay.<topic>; stops when nothing arrived for --idle-timeout seconds."
+        "Re-publish the Kafka dead letters of dlq.<topic> to their original topic (after the fix), as the group "
+        "fintech.dlq-replay.<topic>; stops when nothing arrived for --idle-timeout seconds. The in-process "
+        "handlers' dead letters are replay_handler_dead_letters'."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -24,7 +25,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         stop = StopSignal()
         stop.install()
-        replayed = replay_dlq(
+        replayed = replay_kafka_dlq(
             options["topic"],
             max_records=options["max"],
             idle_timeout=options["idle_timeout"],
