@@ -21,10 +21,10 @@ from apps.transactions.errors import (
 )
 from apps.transactions.events import (
     DepositCompleted,
-    TransactionCompleted,
-    TransactionFailed,
-    TransactionInitiated,
-    TransactionValidated,
+    TransferCompleted,
+    TransferFailed,
+    TransferInitiated,
+    TransferValidated,
 )
 from apps.transactions.models import Deposit, Transfer
 from fintech.errors import ValidationFailed
@@ -101,7 +101,7 @@ def transfer_initiate(
             operation_id=transfer.id,
         )
         publish(
-            TransactionInitiated(
+            TransferInitiated(
                 transfer_id=str(transfer.id),
                 from_account_id=str(source.id),
                 to_account_id=str(destination.id),
@@ -172,7 +172,7 @@ def transfers_screen(*, transfer_ids: Sequence[uuid.UUID], now: datetime | None 
             transfer.status = Transfer.Status.VALIDATED
             transfer.updated_at = now
             publish(
-                TransactionValidated(
+                TransferValidated(
                     **_transfer_fields(transfer),  # type: ignore[arg-type]
                     description=transfer.description,
                     validated_at=rfc3339(now),
@@ -203,7 +203,7 @@ def _fail(transfer: Transfer, *, code: str, detail: str, now: datetime) -> Trans
     transfer.updated_at = now
     transfer.save(update_fields=["status", "failure_code", "failure_detail", "updated_at"])
     publish(
-        TransactionFailed(**_transfer_fields(transfer), failure_code=code, failed_at=rfc3339(now)),  # type: ignore[arg-type]
+        TransferFailed(**_transfer_fields(transfer), failure_code=code, failed_at=rfc3339(now)),  # type: ignore[arg-type]
         occurred_at=now,
     )
     return transfer
@@ -246,7 +246,7 @@ def transfers_complete(*, postings: Mapping[uuid.UUID, uuid.UUID], now: datetime
         )
         for transfer in completing:
             publish(
-                TransactionCompleted(
+                TransferCompleted(
                     **_transfer_fields(transfer),  # type: ignore[arg-type]
                     journal_transaction_id=str(transfer.journal_transaction_id),
                     completed_at=rfc3339(now),
