@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "fintech.api",
     "fintech.auth",
     "fintech.crypto",
+    "fintech.contexts",
     "outbox",
     "apps.customers",
     "apps.accounts",

@@ -1,16 +1,5 @@
 """Money: integer minor units plus an ISO 4217 currency, never a float; the one place that says
-what an amount may be.
-
-Who checks what about an amount:
-- the API's input serializers check its shape only (a JSON integer, a three-letter code);
-- `movable(amount, currency)` is the bank's rule for money a customer or teller asks to move
-  (whole minor units, above zero, at most `FINTECH_MAX_AMOUNT`, a currency the bank moves),
-  called by the services that accept such a request;
-- the ledger keeps its own books whole with `is_minor_units` and `is_known_currency` (every
-  entry and hold a positive whole amount in a known currency), whoever asks;
-- the event schemas publish the same facts to consumers (`"amount": {"type": "integer",
-  "minimum": 1}`), and the database's check constraints are the last line.
-"""
+what an amount may be (docs/architecture.md, "One owner for every rule", says who checks what)."""
 
 from __future__ import annotations
 
