@@ -256,7 +256,7 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Fintech digital bank API",
-    "DESCRIPTION": "Customers, accounts, transfers, payments, fraud review and analytics.",
+    "DESCRIPTION": "Customers and KYC, accounts and their statements, transfers and deposits, the ledger's journal.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",

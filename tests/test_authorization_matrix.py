@@ -17,6 +17,7 @@ from drf_spectacular.generators import SchemaGenerator
 from apps.accounts import services as accounts
 from apps.transactions import services as transactions
 from conftest import ALL_STAFF_SCOPES
+from fintech.auth.scopes import KNOWN_SCOPES, OPERATION_SCOPES
 from tests.factories import deposit, open_account, pending_customer, verified_customer
 
 pytestmark = pytest.mark.django_db
@@ -124,6 +125,12 @@ def test_every_operation_in_the_schema_is_classified():
     assert not unclassified, f"classify these operations in MATRIX: {unclassified}"
     stale = [op for op in MATRIX if op not in schema_operations()]
     assert not stale, f"MATRIX names operations the API no longer has: {stale}"
+
+
+def test_the_scopes_of_the_operations_are_the_scopes_tokens_may_hold():
+    required = {scope for rule in MATRIX.values() for scope in rule.scopes}
+    assert required <= KNOWN_SCOPES, f"issue_token and the realm do not know {required - KNOWN_SCOPES}"
+    assert required >= OPERATION_SCOPES, f"no operation requires {OPERATION_SCOPES - required}: reserved, then"
 
 
 @pytest.fixture

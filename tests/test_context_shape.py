@@ -107,3 +107,19 @@ def test_the_architecture_page_has_the_shape_table():
     assert files <= rows
     assert {"api/", "tests/", "migrations/"} <= rows
     assert re.search(r"manage\.py startcontext", page)
+
+
+def _readme_parts() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| Part | What it holds |") :].split("\n\n", 1)[0]
+    return [row.split("|")[1].strip().strip("`") for row in table.splitlines()[2:]]
+
+
+def test_the_readme_s_table_of_parts_matches_the_tree():
+    parts = _readme_parts()
+    assert [part for part in parts if not (ROOT / part).exists()] == [], "the table names what is not there"
+    folders = {path.name + "/" for path in ROOT.iterdir() if path.is_dir() and (path / "__init__.py").exists()}
+    folders |= {"deploy/", "docs/", "examples/"}
+    listed = {part if part.endswith("/") else part.split("/")[0] + "/" for part in parts}
+    assert folders <= listed, f"the table leaves out {folders - listed}"
+    assert {f"apps/{config.label}" for config in CONTEXTS} <= set(parts), "every context has its row"
