@@ -115,17 +115,10 @@ def customer_reject(*, customer_id: uuid.UUID, reviewer: str, reason: str, now: 
 
 
 def customer_erase(*, customer_id: uuid.UUID, erased_by: str, now: datetime | None = None) -> Customer:
-    """Erase the customer's personal data (an LGPD/GDPR request) and publish `customer.erased`.
-
-    Name, e-mail, phone, birth date, document and its blind index, and the free-text KYC reason
-    go; the id, the document type, the KYC outcome and the dates stay, because the accounts and
-    the ledger (which the law requires the bank to keep) point at the id. The blind index goes
-    too: an HMAC of an 11-digit CPF is reversible by whoever holds the secret, and keeping it
-    would refuse the same person as a new customer forever. Blocking a document for fraud is a
-    separate decision with its own legal basis, not a side effect of erasure.
-
-    Erasing an erased customer changes nothing and publishes nothing (a retried request succeeds).
-    """
+    """Erase the customer's personal data (an LGPD/GDPR request) and publish `customer.erased`:
+    the id, the document type, the KYC outcome and the dates stay, because the books point at
+    them (docs/architecture.md, "Personal data", says what goes and why). Erasing an erased
+    customer changes nothing and publishes nothing, so a retried request succeeds."""
     now = now or timezone.now()
     with unit_of_work():
         customer = Customer.objects.select_for_update().filter(pk=customer_id).first()

@@ -1,26 +1,7 @@
-"""Where the encryption keys and the blind-index secret come from.
-
-`FINTECH_ENCRYPTION_KEYS` is a comma-separated list of `kid:key` entries, where `kid` is 1 to
-32 characters of `[A-Za-z0-9_-]` and `key` is 32 random bytes in base64 (standard or URL-safe,
-padding optional). The FIRST entry is the active key: every new value is encrypted under it.
-Every entry can decrypt: a stored value names the kid it was encrypted under. Rotation:
-
-1. put a new key first: `FINTECH_ENCRYPTION_KEYS="k2:<new>,k1:<old>"` and restart;
-2. `manage.py rotate_keys` re-encrypts every stored value under k2 (resumable, idempotent);
-3. drop k1: `FINTECH_ENCRYPTION_KEYS="k2:<new>"`.
-
-`FINTECH_BLIND_INDEX_KEY` is a separate secret (base64, at least 32 bytes) for the HMAC
-blind indexes that let the bank find and deduplicate encrypted values. It is deliberately
-not one of the encryption keys: rotating those must not change an index. Changing it means
-re-indexing every row, which no command does today.
-
-A new key: `python manage.py generate_encryption_key --kid k2`, or
-`python -c "import base64, os; print('k2:' + base64.b64encode(os.urandom(32)).decode())"`.
-
-With neither setting given outside production, each comes from a file under VAR_DIR, created
-once (0600, atomically, like the dev issuer's key) and kept outside git: the `dev` kid.
-Production refuses to start without both (config/settings.py).
-"""
+"""Where the encryption keys (`FINTECH_ENCRYPTION_KEYS`, `kid:key,...`, the first one active)
+and the blind-index secret (`FINTECH_BLIND_INDEX_KEY`) come from: the environment, or outside
+production files under VAR_DIR created once. Their formats and the rotation:
+docs/architecture.md, "Personal data"."""
 
 from __future__ import annotations
 
