@@ -1,4 +1,5 @@
-"""Commands of the transactions context: transfers through the choreography, and deposits."""
+"""Commands of transfers (through the choreography) and deposits. The app keeps the contract's
+label, `transactions`; its code says transfer where it means one."""
 
 from __future__ import annotations
 
