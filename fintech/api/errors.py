@@ -66,6 +66,14 @@ def _drf_code(exc: drf.APIException) -> str:
     return str(exc.default_code)
 
 
+def domain_problem(error: DomainError) -> dict[str, Any]:
+    """The problem details of a business rule's refusal (also one item of a batch's answer)."""
+    errors = error.errors if isinstance(error, ValidationFailed) else None
+    return problem(
+        status=error.status, code=error.code, title=error.title, detail=error.detail, errors=errors, **error.extra
+    )
+
+
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's EXCEPTION_HANDLER: domain errors, DRF errors and Django's 404/403 as problems."""
     headers: dict[str, str] = {}
@@ -75,9 +83,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         exc = drf.PermissionDenied()
 
     if isinstance(exc, DomainError):
-        errors = exc.errors if isinstance(exc, ValidationFailed) else None
-        body = problem(status=exc.status, code=exc.code, title=exc.title, detail=exc.detail, errors=errors, **exc.extra)
-        return Response(body, status=exc.status)
+        return Response(domain_problem(exc), status=exc.status)
 
     if isinstance(exc, drf.ValidationError):
         errors = _flatten(exc.detail)
