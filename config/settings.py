@@ -174,6 +174,8 @@ FINTECH_HANDLER_RETRY_MAX_SECONDS = float(env_str("FINTECH_HANDLER_RETRY_MAX_SEC
 # Events older than this that are still undispatched were left behind by a crash: the sweeper
 # picks them up. Younger ones are still being handled by the process that wrote them.
 FINTECH_SWEEP_GRACE_SECONDS = float(env_str("FINTECH_SWEEP_GRACE_SECONDS", "10"))
+# /readyz reports the dispatcher stalled (degraded) once an event has waited this long for a handler.
+FINTECH_DISPATCH_STALL_SECONDS = float(env_str("FINTECH_DISPATCH_STALL_SECONDS", "60"))
 KAFKA_BOOTSTRAP_SERVERS = env_str("KAFKA_BOOTSTRAP_SERVERS")
 KAFKA_TOPIC_PARTITIONS = env_int("KAFKA_TOPIC_PARTITIONS", 3)
 KAFKA_TOPIC_REPLICATION = env_int("KAFKA_TOPIC_REPLICATION", 1)
