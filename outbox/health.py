@@ -68,27 +68,38 @@ def dispatcher_check() -> dict[str, object]:
     }
 
 
+_GAUGES = (
+    ("fintech_outbox_undelivered_events", "Committed events not yet applied by every handler"),
+    (
+        "fintech_outbox_oldest_undelivered_seconds",
+        "Age of the oldest event still waiting for a handler (a stalled dispatcher grows it)",
+    ),
+    ("fintech_outbox_unsent_events", "Committed events not yet shipped"),
+    (
+        "fintech_outbox_oldest_unsent_seconds",
+        "Age of the oldest event not yet shipped by the relay (a stalled relay or broker grows it)",
+    ),
+)
+
+
 class BacklogCollector(Collector):
     """Prometheus gauges read from the outbox when /metrics is scraped."""
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        # Registering asks for the names: answer without touching the database.
+        for name, documentation in _GAUGES:
+            yield GaugeMetricFamily(name, documentation)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
             found = backlog()
         except Exception:  # noqa: BLE001 - no database, no gauges: the scrape still answers
             return
-        yield GaugeMetricFamily(
-            "fintech_outbox_undelivered_events",
-            "Committed events not yet applied by every handler",
-            value=found.undelivered,
+        values = (
+            found.undelivered,
+            found.oldest_undelivered_seconds or 0.0,
+            found.unsent,
+            found.oldest_unsent_seconds or 0.0,
         )
-        yield GaugeMetricFamily(
-            "fintech_outbox_oldest_undelivered_seconds",
-            "Age of the oldest event still waiting for a handler (a stalled dispatcher grows it)",
-            value=found.oldest_undelivered_seconds or 0.0,
-        )
-        yield GaugeMetricFamily("fintech_outbox_unsent_events", "Committed events not yet shipped", value=found.unsent)
-        yield GaugeMetricFamily(
-            "fintech_outbox_oldest_unsent_seconds",
-            "Age of the oldest event not yet shipped by the relay (a stalled relay or broker grows it)",
-            value=found.oldest_unsent_seconds or 0.0,
-        )
+        for (name, documentation), value in zip(_GAUGES, values, strict=True):
+            yield GaugeMetricFamily(name, documentation, value=value)
