@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 import pytest
 from django.db import connection
 
@@ -11,13 +14,10 @@ pytestmark = pytest.mark.django_db
 
 
 def customer_account(funds: int = 0):
-    import uuid
-
-    account = services.customer_ledger_account_open(owner_ref=uuid.uuid4(), currency="BRL")
+    owner = uuid.uuid4()
+    account = services.customer_ledger_account_open(owner_ref=owner, currency="BRL")
     if funds:
-        services.deposit_post(
-            owner_ref=account.owner_ref, amount=funds, currency="BRL", posting_key=f"d-{uuid.uuid4()}", reference="r"
-        )
+        services.deposit_post(owner_ref=owner, amount=funds, currency="BRL", posting_key=f"d-{owner}", reference="r")
     return account
 
 
@@ -67,7 +67,7 @@ def test_a_statement_page_is_read_through_the_accounts_index_whatever_the_statis
         cursor.execute(BULK_SQL, {"prefix": "new-", "count": 20_000, "debit": newer.id, "credit": newest.id})
         cursor.execute("ANALYZE ledger_journalentry")
 
-        def plan(sql: str, params: object) -> str:
+        def plan(sql: str, params: Any) -> str:
             cursor.execute("EXPLAIN " + sql, params)
             return "\n".join(row[0] for row in cursor.fetchall())
 
