@@ -80,6 +80,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "fintech.api.security.SecurityHeadersMiddleware",
+    "fintech.api.errors.ApiProblemsMiddleware",
     "fintech.observability.middleware.RequestContextMiddleware",
     "fintech.api.security.RequestBodyLimitMiddleware",
     "fintech.api.throttling.RateLimitHeadersMiddleware",
@@ -245,7 +246,9 @@ FINTECH_DEV_BLIND_INDEX_KEY_PATH = env_str("FINTECH_DEV_BLIND_INDEX_KEY_PATH", s
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["fintech.auth.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["fintech.auth.permissions.HasRequiredScopes"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["fintech.api.parsers.BankJSONParser"],
+    # OPTIONS is not an operation of the API: 405, not a description of the views.
+    "DEFAULT_METADATA_CLASS": None,
     "DEFAULT_RENDERER_CLASSES": ["fintech.api.renderers.BankJSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "fintech.api.pagination.BankCursorPagination",
     "DEFAULT_THROTTLE_CLASSES": ["fintech.api.throttling.BankRateThrottle"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
@@ -27,6 +27,7 @@ from fintech.events import rfc3339
 from fintech.money import CURRENCY_EXPONENTS
 from fintech.sql import update_rows
 from outbox.publisher import publish
+from outbox.unit_of_work import current as current_unit
 from outbox.unit_of_work import unit_of_work
 
 
@@ -112,7 +113,7 @@ def transfer_initiate(
             code="same_account",
             errors={"to_account_id": ["Must differ from from_account_id."]},
         )
-    with unit_of_work():
+    with unit_of_work() as uow:
         # Lock both accounts (in id order, in one statement) so neither can be blocked or
         # closed before this commits.
         snapshots = accounts.account_snapshots([from_account_id, to_account_id], lock=True)
@@ -139,6 +140,7 @@ def transfer_initiate(
             created_at=now,
             updated_at=now,
         )
+        uow.remember(transfer)  # the steps below this unit update it: the caller gets it as they left it
         ledger.place_hold(
             account_id=source.id, amount=amount, currency=currency, operation="transfer", operation_id=transfer.id
         )
@@ -161,8 +163,17 @@ def transfer_initiate(
 
 
 def _transfers_for_update(transfer_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Transfer]:
-    """The transfers, locked in id order, in one statement; every one must exist."""
-    found = {t.id: t for t in Transfer.objects.select_for_update().filter(pk__in=set(transfer_ids)).order_by("id")}
+    """The transfers, locked in id order, in one statement; every one must exist. Transfers this
+    unit of work created are taken as it holds them (nobody else can see them yet)."""
+    uow = current_unit()
+    found: dict[uuid.UUID, Transfer] = {}
+    for transfer_id in transfer_ids:
+        seen = uow.remembered(Transfer, transfer_id) if uow is not None else None
+        if seen is not None:
+            found[transfer_id] = seen
+    wanted = set(transfer_ids) - set(found)
+    if wanted:
+        found.update((t.id, t) for t in Transfer.objects.select_for_update().filter(pk__in=wanted).order_by("id"))
     missing = [transfer_id for transfer_id in transfer_ids if transfer_id not in found]
     if missing:
         raise TransferNotFound(f"No transfer {missing[0]}.")
@@ -464,7 +475,7 @@ def transfers_initiate(
                 id=request.id, error=DuplicateItem(f"Transfer {request.id} appears twice.")
             )
         seen.add(request.id)
-    with unit_of_work():
+    with unit_of_work() as uow:
         earlier = {t.id: t for t in Transfer.objects.filter(pk__in=seen)}
         wanted = [(i, r) for i, r in enumerate(requests) if i not in outcomes]
         for index, request in wanted:
@@ -523,6 +534,7 @@ def transfers_initiate(
             outcomes[index] = BatchItemOutcome(id=request.id, transfer=transfer)
         Transfer.objects.bulk_create(created)
         for transfer in created:
+            uow.remember(transfer)
             publish(
                 TransactionInitiated(
                     transfer_id=str(transfer.id),
@@ -538,9 +550,5 @@ def transfers_initiate(
                 ),
                 occurred_at=now,
             )
-    # The choreography ran before the commit (inline dispatch): answer with where each stands.
-    current = {t.id: t for t in Transfer.objects.filter(pk__in=[t.id for t in created])} if created else {}
-    return [
-        replace(outcome, transfer=current.get(outcome.id, outcome.transfer)) if outcome.transfer else outcome
-        for outcome in (outcomes[index] for index in range(len(requests)))
-    ]
+    # The created transfers are as the choreography's steps left them (remembered by the unit).
+    return [outcomes[index] for index in range(len(requests))]

@@ -84,10 +84,6 @@ class TransferListCreateView(GenericAPIView[Transfer]):
         )
         return _transfer_response(transfer)
 
-    def refresh_after_commit(self, request: Request, response: Response) -> Response:
-        transfer = selectors.transfer_get(transfer_id=uuid.UUID(str(response.data["id"])))
-        return _transfer_response(transfer) if transfer else response
-
 
 class TransferBatchView(APIView):
     required_scopes = {"POST": ("transfers:write",)}
