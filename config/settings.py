@@ -294,6 +294,15 @@ FINTECH_RATE_LIMIT_REDIS_RETRY_SECONDS = float(env_str("FINTECH_RATE_LIMIT_REDIS
 # How many reverse proxies in front of the bank append to X-Forwarded-For (0: none, use the peer).
 FINTECH_TRUSTED_PROXIES = env_int("FINTECH_TRUSTED_PROXIES", 0)
 
+# --- Serving (config/gunicorn.py) ----------------------------------------------------------
+# The web server: gunicorn, gthread workers. 0 workers: one per core this process may use.
+FINTECH_WEB_BIND = env_str("FINTECH_WEB_BIND", "127.0.0.1:8000")
+FINTECH_WEB_WORKERS = env_int("FINTECH_WEB_WORKERS", 0)
+FINTECH_WEB_THREADS = env_int("FINTECH_WEB_THREADS", 8)
+# Connections the kernel queues while every thread is busy (capped by net.core.somaxconn): a burst
+# waits for a thread instead of being reset.
+FINTECH_WEB_BACKLOG = env_int("FINTECH_WEB_BACKLOG", 2048)
+
 # --- Static, i18n ---------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -315,7 +324,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # One line per request, from whichever server runs: gunicorn (`make run`) or runserver.
         "django.server": {"level": env_str("DJANGO_SERVER_LOG_LEVEL", "INFO")},
+        "gunicorn.access": {"level": env_str("DJANGO_SERVER_LOG_LEVEL", "INFO"), "propagate": True},
+        # gunicorn gives its loggers their own plain-text handlers; these send them to the JSON one.
+        "gunicorn.error": {"level": LOG_LEVEL, "propagate": True},
     },
 }
 
