@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.spine.support import alive, descendants, wait_for
+
 ROOT = Path(__file__).resolve().parents[3]
 
 SLEEPER = ["-c", "import time; time.sleep(600)"]
@@ -56,16 +58,6 @@ def start_supervisor(
     return process, status
 
 
-def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def read_status(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
@@ -89,33 +81,6 @@ def log_lines(tmp_path: Path) -> list[Any]:
         if line.startswith("{"):
             lines.append(json.loads(line))
     return lines
-
-
-def alive(pid: int) -> bool:
-    """Running: not gone and not a zombie waiting for its parent to collect it."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
-def descendants(pid: int) -> set[int]:
-    children: dict[int, set[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            children.setdefault(parent, set()).add(int(entry.name))
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            found.add(child)
-            todo.append(child)
-    return found
 
 
 @pytest.fixture
