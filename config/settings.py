@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "django_prometheus",
     "fintech.api",
     "fintech.auth",
+    "fintech.serving",
     "outbox",
     "apps.customers",
     "apps.accounts",
@@ -299,6 +300,32 @@ FINTECH_RATE_LIMIT_REDIS_RETRY_SECONDS = float(env_str("FINTECH_RATE_LIMIT_REDIS
 # How many reverse proxies in front of the bank append to X-Forwarded-For (0: none, use the peer).
 FINTECH_TRUSTED_PROXIES = env_int("FINTECH_TRUSTED_PROXIES", 0)
 
+# --- Serving (config/gunicorn.py; `manage.py serve_bank` supervises the processes) ----------
+# The web server: gunicorn, gthread workers. 0 workers: one per core this process may use.
+FINTECH_WEB_BIND = env_str("FINTECH_WEB_BIND", "127.0.0.1:8000")
+FINTECH_WEB_WORKERS = env_int("FINTECH_WEB_WORKERS", 0)
+FINTECH_WEB_THREADS = env_int("FINTECH_WEB_THREADS", 8)
+# Connections the kernel queues while every thread is busy (capped by net.core.somaxconn): a burst
+# waits for a thread instead of being reset.
+FINTECH_WEB_BACKLOG = env_int("FINTECH_WEB_BACKLOG", 2048)
+# The Kafka consumer groups (`manage.py consume --group G`) that run beside the web server when
+# KAFKA_BOOTSTRAP_SERVERS is set, e.g. "ledger,transactions".
+FINTECH_KAFKA_CONSUMER_GROUPS = env_list("FINTECH_KAFKA_CONSUMER_GROUPS")
+# Every long-running process of the bank: a name and its command line after the Python
+# interpreter, run from the project's root. `manage.py serve_bank` starts each, restarts one that
+# exits, and stops them all together; a context with a process of its own adds it here.
+FINTECH_PROCESSES: dict[str, list[str]] = {
+    "web": ["-m", "gunicorn", "--config", "python:config.gunicorn", "config.wsgi:application"],
+    # The sweeper: delivers what in-process dispatch left behind (crashes, retries that are due).
+    "dispatcher": ["manage.py", "dispatch_events"],
+    # Ships committed events to the sink (a log by default, Kafka with KAFKA_BOOTSTRAP_SERVERS).
+    "relay": ["manage.py", "relay_outbox"],
+}
+if KAFKA_BOOTSTRAP_SERVERS:
+    FINTECH_PROCESSES |= {
+        f"consumer-{group}": ["manage.py", "consume", "--group", group] for group in FINTECH_KAFKA_CONSUMER_GROUPS
+    }
+
 # --- Static, i18n ---------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -320,7 +347,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # One line per request, from whichever server runs: gunicorn (`make run`) or runserver.
         "django.server": {"level": env_str("DJANGO_SERVER_LOG_LEVEL", "INFO")},
+        "gunicorn.access": {"level": env_str("DJANGO_SERVER_LOG_LEVEL", "INFO"), "propagate": True},
+        # gunicorn gives its loggers their own plain-text handlers; these send them to the JSON one.
+        "gunicorn.error": {"level": LOG_LEVEL, "propagate": True},
     },
 }
 
