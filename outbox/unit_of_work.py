@@ -40,6 +40,7 @@ from django.utils import timezone
 
 from fintech import bus
 from fintech.events import ReceivedEvent, upcast
+from fintech.sql import insert_rows
 from outbox.metrics import CHOREOGRAPHY_DEFERRED, EVENTS_HANDLED
 from outbox.models import InboxRecord, OutboxEvent
 
@@ -47,8 +48,18 @@ logger = logging.getLogger(__name__)
 
 # More steps than this in one unit is a loop between handlers, not a choreography.
 MAX_STEPS_PER_UNIT = 50_000
-# Rows per INSERT: PostgreSQL takes at most 65,535 parameters in one statement.
-WRITE_BATCH_ROWS = 2_000
+# What a unit writes of an event; `txid` takes the database's default (the writing transaction).
+OUTBOX_COLUMNS = (
+    "event_id",
+    "event_type",
+    "schema_version",
+    "source",
+    "aggregate_id",
+    "envelope",
+    "headers",
+    "created_at",
+    "dispatched_at",
+)
 
 
 class ChoreographyLoop(RuntimeError):
@@ -272,13 +283,14 @@ class UnitOfWork:
             if not finished:
                 waiting.append(event)
         if rows:
-            OutboxEvent.objects.using(self.using).bulk_create(rows, batch_size=WRITE_BATCH_ROWS)
+            insert_rows(OutboxEvent, OUTBOX_COLUMNS, rows, returning_pk=True)
             for event, row in zip(events, rows, strict=True):
                 event.row_id = row.pk
         if self.applied:
-            InboxRecord.objects.using(self.using).bulk_create(
-                (InboxRecord(handler=name, event_id=event_id, handled_at=now) for name, event_id in self.applied),
-                batch_size=WRITE_BATCH_ROWS,
+            insert_rows(
+                InboxRecord,
+                ("handler", "event_id", "handled_at"),
+                [InboxRecord(handler=name, event_id=event_id, handled_at=now) for name, event_id in self.applied],
             )
         if self.delivered:
             mark_dispatched(self.delivered, now=now, using=self.using)
