@@ -21,6 +21,7 @@ from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from fintech.faults import crash_point
 from outbox.metrics import EVENTS_RELAYED
 from outbox.models import OutboxEvent
 from outbox.sinks import OutgoingEvent, RelaySink
@@ -207,6 +208,7 @@ def relay_batch(sink: RelaySink, *, batch_size: int | None = None) -> int:
 
         try:
             sink.send(batch, mark_while_acknowledged)
+            crash_point("after_produce_before_mark")  # acknowledged, the marks not yet committed
         finally:
             # A sink that stopped half way leaves the reading generator suspended: close it, so
             # a chunk still being read on the other thread finishes before the transaction ends.

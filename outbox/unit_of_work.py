@@ -40,6 +40,7 @@ from django.utils import timezone
 
 from fintech import bus
 from fintech.events import ReceivedEvent, upcast
+from fintech.faults import crash_point
 from fintech.sql import insert_rows
 from outbox.metrics import CHOREOGRAPHY_DEFERRED, EVENTS_HANDLED
 from outbox.models import InboxRecord, OutboxEvent
@@ -283,6 +284,7 @@ class UnitOfWork:
             if not finished:
                 waiting.append(event)
         if rows:
+            crash_point("before_outbox_write")
             insert_rows(OutboxEvent, OUTBOX_COLUMNS, rows, returning_pk=True)
             for event, row in zip(events, rows, strict=True):
                 event.row_id = row.pk

@@ -24,6 +24,7 @@ from apps.transactions.events import (
 from apps.transactions.models import Deposit, Transfer
 from fintech.errors import Conflict, DomainError, NotFound, Unprocessable, ValidationFailed
 from fintech.events import rfc3339
+from fintech.faults import crash_point
 from fintech.money import CURRENCY_EXPONENTS
 from fintech.sql import update_rows
 from outbox.publisher import publish
@@ -144,6 +145,7 @@ def transfer_initiate(
         ledger.place_hold(
             account_id=source.id, amount=amount, currency=currency, operation="transfer", operation_id=transfer.id
         )
+        crash_point("after_hold")
         publish(
             TransactionInitiated(
                 transfer_id=str(transfer.id),
