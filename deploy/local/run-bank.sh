@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Serves the bank for `make run`: migrations, the web server, the event sweeper and the relay.
+# Serves the bank for `make run`: migrations, the web server, the event sweeper, the relay and
+# the notification sender.
 # Honours the environment, so `eval "$(make -s services-up)"` first runs it on PostgreSQL/Redis.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,11 +24,14 @@ trap cleanup EXIT INT TERM
 # committed events to the sink (a log by default, Kafka when KAFKA_BOOTSTRAP_SERVERS is set).
 $PY manage.py dispatch_events & pids+=($!)
 $PY manage.py relay_outbox & pids+=($!)
+# Sends the notifications the handlers recorded (e-mail, push webhook), retrying failures.
+$PY manage.py deliver_notifications & pids+=($!)
 
 cat >&2 <<MSG
 
   The bank is serving on http://127.0.0.1:${PORT}/  (API docs: /api/docs/, admin: /admin/)
   Get a token:  .venv/bin/python manage.py issue_token --sub teller-1 --scopes "customers:read customers:write kyc:review"
+  E-mails to customers: one file per message in ${EMAIL_FILE_PATH:-var/mail}/ (EMAIL_BACKEND=django.core.mail.backends.console.EmailBackend prints them; EMAIL_HOST and EMAIL_BACKEND=...smtp.EmailBackend send them)
 
 MSG
 $PY manage.py runserver "127.0.0.1:${PORT}" --noreload
