@@ -3,6 +3,7 @@
 import json
 import textwrap
 import threading
+import uuid
 
 import pytest
 from django.core.management import call_command
@@ -402,3 +403,26 @@ def test_housekeeping_removes_only_what_has_done_its_job(settings):
     report = purge()
     assert report.outbox_events == 1
     assert set(OutboxEvent.objects.values_list("pk", flat=True)) == {unsent.pk, undispatched.pk}
+
+
+def test_an_event_published_in_a_savepoint_that_rolls_back_is_forgotten_with_it():
+    """Inside a unit of work events are written when it finishes: one published in a savepoint
+    that rolled back must not be, one published beside it must."""
+    from apps.customers.events import CustomerVerified
+    from outbox.publisher import publish
+    from outbox.unit_of_work import unit_of_work
+
+    def verified(reviewer: str) -> CustomerVerified:
+        return CustomerVerified(customer_id=str(uuid.uuid4()), reviewed_by=reviewer, verified_at="2026-01-01T00:00:00Z")
+
+    with unit_of_work():
+        publish(verified("kept-before"))
+        try:
+            with transaction.atomic():
+                publish(verified("rolled-back"))
+                raise RuntimeError("the savepoint rolls back")
+        except RuntimeError:
+            pass
+        publish(verified("kept-after"))
+    reviewers = [e.envelope["data"]["reviewed_by"] for e in OutboxEvent.objects.order_by("id")]
+    assert reviewers == ["kept-before", "kept-after"]
