@@ -424,5 +424,6 @@ def test_an_event_published_in_a_savepoint_that_rolls_back_is_forgotten_with_it(
         except RuntimeError:
             pass
         publish(verified("kept-after"))
-    reviewers = [e.envelope["data"]["reviewed_by"] for e in OutboxEvent.objects.order_by("id")]
-    assert reviewers == ["kept-before", "kept-after"]
+    # (The reactions to them publish events of their own: analytics counts verified customers.)
+    verified_events = OutboxEvent.objects.filter(event_type="customer.verified").order_by("id")
+    assert [e.envelope["data"]["reviewed_by"] for e in verified_events] == ["kept-before", "kept-after"]
