@@ -427,3 +427,33 @@ def test_an_event_published_in_a_savepoint_that_rolls_back_is_forgotten_with_it(
     # (The reactions to them publish events of their own: analytics counts verified customers.)
     verified_events = OutboxEvent.objects.filter(event_type="customer.verified").order_by("id")
     assert [e.envelope["data"]["reviewed_by"] for e in verified_events] == ["kept-before", "kept-after"]
+
+
+def test_a_consumer_group_applies_its_own_contexts_handlers_only(settings):
+    """A Kafka consumer of the `transactions` group runs transactions.* handlers; the events they
+    publish go to the outbox for the other groups, even when this process dispatches inline."""
+    from apps.ledger.models import Hold
+    from apps.transactions import services as transfers
+    from apps.transactions.models import Transfer
+    from fintech import bus
+    from tests.factories import open_account
+
+    source, destination = open_account(balance=1_000), open_account()
+    settings.FINTECH_EVENT_DISPATCH = "worker"  # accepted, nothing continues
+    transfer = transfers.transfer_initiate(
+        from_account_id=source.id, to_account_id=destination.id, amount=100, currency="BRL", initiated_by="probe"
+    )
+    initiated = OutboxEvent.objects.get(event_type="transaction.initiated")
+
+    settings.FINTECH_EVENT_DISPATCH = "inline"  # what the web process would do: irrelevant to a consumer
+    screening = bus.subscription_named("transactions.screen_transfer")
+    assert screening is not None
+    event = dispatcher.received_from_envelope(initiated.envelope, initiated.headers)
+    assert dispatcher.run_handler(screening, event, after_commit=False) is True
+
+    transfer.refresh_from_db()
+    assert transfer.status == Transfer.Status.VALIDATED
+    validated = OutboxEvent.objects.get(event_type="transaction.validated")
+    assert validated.dispatched_at is None  # left for the ledger's group
+    assert not InboxRecord.objects.filter(event_id=validated.event_id).exists()
+    assert Hold.objects.get(hold_key=f"transfer:{transfer.id}").status == Hold.Status.ACTIVE
