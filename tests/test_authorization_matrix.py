@@ -17,6 +17,7 @@ from drf_spectacular.generators import SchemaGenerator
 from apps.accounts import services as accounts
 from apps.transactions import services as transactions
 from conftest import ALL_STAFF_SCOPES
+from outbox.dispatcher import dispatch
 from tests.factories import deposit, open_account, pending_customer, verified_customer
 
 pytestmark = pytest.mark.django_db
@@ -69,6 +70,11 @@ def _block(world: World) -> None:
     accounts.account_block(account_id=world.account.id, reason="test", changed_by="ops")
 
 
+def _deliver_events(world: World) -> None:
+    """Run what the world's events call for (its deposits and transfer tell the owner)."""
+    dispatch(limit=1000)
+
+
 MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/customers"): Rule(("customers:read",), LISTING),
     ("POST", "/api/v1/customers"): Rule(
@@ -106,6 +112,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
         body=lambda w: {"account_id": str(w.account.id), "amount": 500, "currency": "BRL", "reference": "matrix"},
     ),
     ("GET", "/api/v1/ledger/transactions/{transaction_id}"): Rule(("ledger:read",), STAFF_ONLY),
+    ("GET", "/api/v1/notifications"): Rule(("customers:read",), LISTING, prepare=_deliver_events),
+    ("GET", "/api/v1/analytics/summary"): Rule(("analytics:read",), STAFF_ONLY),
 }
 
 # Operations whose path parameter names a customer rather than the owner's account.
