@@ -45,6 +45,8 @@ def test_a_transfer_through_the_services_costs_at_most_20_statements_and_one_com
     assert Transfer.objects.get(pk=done.id).status == Transfer.Status.COMPLETED
     assert len(statements) <= MAX_STATEMENTS[connection.vendor], listing
     assert [s for s in statements if s.startswith("COMMIT")] == ["COMMIT"], listing
+    # With the reactions' own transactions, a transfer costs at most three commits in all.
+    assert len([s for s in captured if s.startswith("COMMIT")]) <= 3, "\n".join(s[:120] for s in captured)
     # The reactions touch no table of the transfer's contexts.
     touched = ("transactions_", "ledger_", 'accounts_bankaccount" SET', 'UPDATE "accounts_')
     assert not [s for s in reactions if s.startswith(("INSERT", "UPDATE", "DELETE")) and any(t in s for t in touched)]
