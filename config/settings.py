@@ -193,6 +193,9 @@ KAFKA_CONSUMER_MAX_ATTEMPTS = env_int("KAFKA_CONSUMER_MAX_ATTEMPTS", 5)
 KAFKA_CONSUMER_RETRY_BASE_SECONDS = float(env_str("KAFKA_CONSUMER_RETRY_BASE_SECONDS", "0.5"))
 # Sent outbox rows are removed after this many days (the Kafka topics keep the history).
 FINTECH_OUTBOX_RETENTION_DAYS = env_int("FINTECH_OUTBOX_RETENTION_DAYS", 7)
+# Keep every shipped and dispatched event in the outbox (marked sent) until the purge, instead of
+# deleting it at once: an audit of what was written (make chaos compares it with the topics).
+FINTECH_OUTBOX_KEEP_SHIPPED = env_bool("FINTECH_OUTBOX_KEEP_SHIPPED", False)
 FINTECH_INBOX_RETENTION_DAYS = env_int("FINTECH_INBOX_RETENTION_DAYS", 30)
 FINTECH_RELAY_SINK = env_str("FINTECH_RELAY_SINK", "kafka" if KAFKA_BOOTSTRAP_SERVERS else "log")
 FINTECH_RELAY_FILE = env_str("FINTECH_RELAY_FILE", str(VAR_DIR / "relayed-events.jsonl"))

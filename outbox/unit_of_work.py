@@ -322,7 +322,7 @@ def mark_dispatched(row_ids: Sequence[int], *, now: datetime, using: str = "defa
             [connection.ops.adapt_datetimefield_value(now), *row_ids],
         )
         shipped = [row_id for row_id, sent_at in cursor.fetchall() if sent_at is not None]
-        if shipped:
+        if shipped and not settings.FINTECH_OUTBOX_KEEP_SHIPPED:
             cursor.execute(
                 f"DELETE FROM {table} WHERE id IN ({', '.join(['%s'] * len(shipped))})",  # noqa: S608
                 shipped,

@@ -457,3 +457,17 @@ def test_a_consumer_group_applies_its_own_contexts_handlers_only(settings):
     assert validated.dispatched_at is None  # left for the ledger's group
     assert not InboxRecord.objects.filter(event_id=validated.event_id).exists()
     assert Hold.objects.get(hold_key=f"transfer:{transfer.id}").status == Hold.Status.ACTIVE
+
+
+def test_the_outbox_can_keep_every_shipped_event_as_an_audit(settings, tmp_path):
+    from outbox.relay import relay_pending
+    from outbox.sinks import FileSink
+
+    settings.FINTECH_OUTBOX_KEEP_SHIPPED = True
+    for document in DOCUMENTS[:2]:
+        customers.customer_create(name="Ana", email="a@example.com", document=document)
+    written = set(OutboxEvent.objects.values_list("event_id", flat=True))
+    assert relay_pending(FileSink(tmp_path / "shipped.jsonl")) == len(written)
+    kept = OutboxEvent.objects.all()
+    assert set(kept.values_list("event_id", flat=True)) == written  # shipped and dispatched, still there
+    assert all(row.sent_at and row.dispatched_at for row in kept)
