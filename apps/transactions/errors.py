@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fintech.errors import Conflict, NotFound
+from fintech.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 
 
 class TransferNotFound(NotFound):
@@ -28,3 +28,13 @@ class DuplicateReference(Conflict):
 class TransferStateError(Conflict):
     code = "transfer_state_conflict"
     title = "The transfer is in a state that does not allow this"
+
+
+class DuplicateItem(ValidationFailed):
+    code = "duplicate_item"
+    title = "The batch names this transfer id twice"
+
+
+class TransferIdReused(Unprocessable):
+    code = "idempotency_key_reuse"
+    title = "This transfer id was already used for another transfer"
