@@ -54,6 +54,21 @@ def test_the_new_context_joins_both_contracts_in_each_lists_own_style():
     assert shape.add_to_import_contracts(edited, "fraud") == edited  # a second run changes nothing
 
 
+def test_a_list_of_several_items_a_line_gets_the_new_one_on_a_line_of_its_own():
+    wrapped = PYPROJECT.replace(
+        'modules = ["apps.customers", "apps.accounts"]',
+        'modules = [\n    "apps.customers", "apps.accounts",\n    "apps.ledger",\n]',
+    )
+    edited = shape.add_to_import_contracts(wrapped, "fraud")
+    assert contracts(edited)[shape.INDEPENDENCE_CONTRACT] == [
+        "apps.customers",
+        "apps.accounts",
+        "apps.ledger",
+        "apps.fraud",
+    ]
+    assert '    "apps.ledger",\n    "apps.fraud",\n]' in edited
+
+
 def test_a_one_line_list_that_would_grow_past_120_characters_becomes_one_item_a_line():
     long = PYPROJECT.replace(
         '["apps.customers", "apps.accounts"]', "[" + ", ".join(f'"apps.c{i}"' for i in range(10)) + "]"
@@ -75,7 +90,9 @@ def test_registering_adds_one_line_each_after_the_other_contexts():
     installed = shape.register_in_settings(settings, "fraud")
     included = shape.register_in_urls(urls, "fraud")
     assert installed.count("\n") == settings.count("\n") + 1
-    assert '    "apps.audit",\n    "apps.fraud",\n]' in installed
+    installed_apps = settings[settings.index("INSTALLED_APPS = [") :].split("]", 1)[0]
+    last_context = [line for line in installed_apps.splitlines() if line.strip().startswith('"apps.')][-1]
+    assert f'{last_context}\n    "apps.fraud",\n]' in installed
     assert '    path("", include("apps.fraud.api.urls")),\n]' in included
     assert shape.register_in_settings(installed, "fraud") == installed
 
