@@ -17,7 +17,7 @@ from drf_spectacular.generators import SchemaGenerator
 from apps.accounts import services as accounts
 from apps.transactions import services as transactions
 from conftest import ALL_STAFF_SCOPES
-from fintech.auth.scopes import KNOWN_SCOPES, OPERATION_SCOPES
+from fintech.auth.scopes import KNOWN_SCOPES, OPERATION_SCOPES, RESERVED_SCOPES
 from outbox.dispatcher import dispatch
 from tests.factories import deposit, open_account, pending_customer, verified_customer
 
@@ -145,7 +145,8 @@ def test_every_operation_in_the_schema_is_classified():
 def test_the_scopes_of_the_operations_are_the_scopes_tokens_may_hold():
     required = {scope for rule in MATRIX.values() for scope in rule.scopes}
     assert required <= KNOWN_SCOPES, f"issue_token and the realm do not know {required - KNOWN_SCOPES}"
-    assert required >= OPERATION_SCOPES, f"no operation requires {OPERATION_SCOPES - required}: reserved, then"
+    assert required == OPERATION_SCOPES, "fintech/auth/scopes.py: OPERATION_SCOPES are the scopes operations require"
+    assert not required & RESERVED_SCOPES
 
 
 @pytest.fixture

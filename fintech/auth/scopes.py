@@ -19,10 +19,12 @@ OPERATION_SCOPES: frozenset[str] = frozenset(
         "transfers:write",
         "deposits:write",
         "ledger:read",
+        "analytics:read",
     }
 )
-# The contract's scopes of the operations being built (payments, fraud review, analytics): the
-# realm grants them already, so clients can hold them before the operations ship.
-RESERVED_SCOPES: frozenset[str] = frozenset({"payments:write", "fraud:review", "analytics:read"})
+# The contract's scopes of the operations being built (payments, fraud review): the realm grants
+# them already, so clients can hold them before the operations ship. When one ships, its scope
+# moves up to OPERATION_SCOPES.
+RESERVED_SCOPES: frozenset[str] = frozenset({"payments:write", "fraud:review"})
 
 KNOWN_SCOPES: frozenset[str] = OPERATION_SCOPES | RESERVED_SCOPES
