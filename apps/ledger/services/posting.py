@@ -154,14 +154,14 @@ class Book:
         for batch in _entry_batches([entry for journal in self.journals for entry in self.entries[journal.id]]):
             insert_rows(JournalEntry, ENTRY_COLUMNS, batch)
         update_rows(
-            LedgerAccount._meta.db_table,
+            LedgerAccount,
             ("balance", "held"),
             [(account.id, account.balance, account.held) for account in self.touched.values()],
             extra={"updated_at": self.now},
         )
         if self.consumed:
             update_rows(
-                Hold._meta.db_table,
+                Hold,
                 ("journal_transaction_id",),
                 [(hold.id, hold.journal_transaction_id) for hold in self.consumed],
                 extra={"status": Hold.Status.POSTED.value, "resolved_at": self.now},
