@@ -63,10 +63,11 @@ def _array_value(field: Field[Any, Any], value: Any) -> Any:
 
 
 def insert_rows(
-    model: type[Model], field_names: Sequence[str], instances: Sequence[Model], *, returning_pk: bool = False
+    model: type[Model], field_names: Sequence[str], instances: Sequence[Any], *, returning_pk: bool = False
 ) -> None:
-    """Insert `instances` (only `field_names`; columns left out take their database default).
-    With `returning_pk`, each instance gets the primary key the database gave it."""
+    """Insert rows of `model`: `instances` are objects with an attribute per field (model
+    instances, or lighter rows with the same names); only `field_names` are written (columns
+    left out take their database default). With `returning_pk`, each gets its `pk` set."""
     if not instances:
         return
     fields = _fields(model, field_names)
