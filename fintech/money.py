@@ -4,6 +4,7 @@ what an amount may be (docs/architecture.md, "One owner for every rule", says wh
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.conf import settings
 
@@ -44,6 +45,12 @@ def is_known_currency(currency: object) -> bool:
 def is_supported_currency(currency: object) -> bool:
     """A currency the bank keeps accounts in and moves (FINTECH_SUPPORTED_CURRENCIES)."""
     return is_known_currency(currency) and currency in settings.FINTECH_SUPPORTED_CURRENCIES
+
+
+def in_major_units(minor_units: int, currency: str) -> Decimal:
+    """1050 BRL is Decimal("10.50"): for people to read (notices, charts), never to compute with.
+    A currency the bank does not know is read with two decimals."""
+    return Decimal(minor_units).scaleb(-CURRENCY_EXPONENTS.get(currency, 2))
 
 
 def movable(amount: object, currency: str) -> Money:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from fintech.errors import DomainError
-from fintech.money import Money, is_known_currency, is_minor_units, movable
+from fintech.money import Money, in_major_units, is_known_currency, is_minor_units, movable
 
 
 @pytest.mark.parametrize("amount", [1, 10**12])
@@ -47,3 +49,9 @@ def test_an_amount_the_bank_does_not_move_is_refused_with_the_contract_s_code(se
     assert refusal.value.code == code
     assert field in refusal.value.errors  # type: ignore[attr-defined]
     assert refusal.value.status == 400
+
+
+def test_minor_units_read_in_major_units_for_people():
+    assert in_major_units(1050, "BRL") == Decimal("10.50")
+    assert in_major_units(1050, "JPY") == Decimal("1050")
+    assert in_major_units(-5, "USD") == Decimal("-0.05")
