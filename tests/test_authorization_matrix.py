@@ -15,8 +15,10 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 
 from apps.accounts import services as accounts
+from apps.fraud import services as fraud
 from apps.transactions import services as transactions
 from conftest import ALL_STAFF_SCOPES
+from outbox import dispatcher
 from tests.factories import deposit, open_account, pending_customer, verified_customer
 
 pytestmark = pytest.mark.django_db
@@ -68,6 +70,14 @@ def _block(world: World) -> None:
     accounts.account_block(account_id=world.account.id, reason="test", changed_by="ops")
 
 
+def _held_for_review(world: World) -> None:
+    """The world's transfer (left to a worker) screened under an amount rule it exceeds: in review."""
+    fraud.rule_change(name="amount", parameters={"threshold": 50}, changed_by="ops", changer_kind="staff")
+    dispatcher.dispatch()
+    world.transfer.refresh_from_db()
+    assert world.transfer.status == "review"
+
+
 MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/customers"): Rule(("customers:read",), LISTING),
     ("POST", "/api/v1/customers"): Rule(
@@ -99,6 +109,13 @@ MATRIX: dict[tuple[str, str], Rule] = {
         body=lambda w: {"account_id": str(w.account.id), "amount": 500, "currency": "BRL", "reference": "matrix"},
     ),
     ("GET", "/api/v1/ledger/transactions/{transaction_id}"): Rule(("ledger:read",), STAFF_ONLY),
+    ("GET", "/api/v1/fraud/alerts"): Rule(("fraud:review",), STAFF_ONLY, prepare=_held_for_review),
+    ("POST", "/api/v1/fraud/reviews/{transfer_id}/approve"): Rule(
+        ("fraud:review",), STAFF_ONLY, prepare=_held_for_review
+    ),
+    ("POST", "/api/v1/fraud/reviews/{transfer_id}/reject"): Rule(
+        ("fraud:review",), STAFF_ONLY, prepare=_held_for_review
+    ),
 }
 
 # Operations whose path parameter names a customer rather than the owner's account.

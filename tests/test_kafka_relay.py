@@ -81,6 +81,7 @@ def test_every_committed_event_arrives_on_its_topic_with_key_envelope_and_header
     assert len({r.partition for r in chain}) == 1
     assert [r.topic for r in sorted(chain, key=lambda r: (r.partition, r.offset))] == [
         "transaction.initiated",
+        "fraud.screened",
         "transaction.validated",
         "transaction.completed",
     ]
