@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Serves the bank for `make run`: migrations, the web server, the event sweeper and the relay.
+# Serves the bank for `make run`: migrations, the web server, the event sweeper, the relay and the
+# expiry of fraud reviews nobody decided.
 # Honours the environment, so `eval "$(make -s services-up)"` first runs it on PostgreSQL/Redis.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,6 +24,8 @@ trap cleanup EXIT INT TERM
 # committed events to the sink (a log by default, Kafka when KAFKA_BOOTSTRAP_SERVERS is set).
 $PY manage.py dispatch_events & pids+=($!)
 $PY manage.py relay_outbox & pids+=($!)
+# Rejects the transfers held for review longer than FINTECH_FRAUD_REVIEW_TIMEOUT_HOURS (checks every minute).
+$PY manage.py expire_fraud_reviews & pids+=($!)
 
 cat >&2 <<MSG
 
