@@ -35,6 +35,7 @@ from hypothesis.stateful import (
 
 from apps.accounts import services as accounts
 from apps.accounts.models import BankAccount
+from apps.audit.models import AuditRecord
 from apps.customers.models import Customer
 from apps.fraud import services as fraud
 from apps.ledger import services as ledger
@@ -75,9 +76,11 @@ def reset_database() -> None:
     ]
     quote = connection.ops.quote_name
     with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":  # the journal's triggers refuse DELETE, not TRUNCATE
-            journal = [JournalEntry, Hold, JournalTransaction]
-            cursor.execute(f"TRUNCATE {', '.join(quote(m._meta.db_table) for m in journal)}")
+        if (
+            connection.vendor == "postgresql"
+        ):  # the journal's and the audit trail's triggers refuse DELETE, not TRUNCATE
+            append_only = [JournalEntry, Hold, JournalTransaction, AuditRecord]
+            cursor.execute(f"TRUNCATE {', '.join(quote(m._meta.db_table) for m in append_only)}")
         for table in tables:
             cursor.execute(f"DELETE FROM {quote(table)}")  # noqa: S608 - table names from the models
         LedgerAccount.objects.filter(is_system=False).delete()

@@ -118,8 +118,11 @@ def test_a_dispatcher_outlives_a_lost_database_and_finishes_every_transfer(priva
     python(
         env,
         f"""
+        from apps.fraud import services as fraud
         from apps.transactions import services
         from tests.factories import open_account
+        # 120 transfers out of one account in a minute is what the velocity rule holds for review.
+        fraud.rule_change(name="velocity", parameters={{"max_count": 1000}}, changed_by="t", changer_kind="system")
         source, destination = open_account(balance=1_000_000), open_account()
         for _ in range({TRANSFERS}):
             services.transfer_initiate(
