@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "django_prometheus",
     "fintech.api",
     "fintech.auth",
+    "fintech.serving",
     "outbox",
     "apps.customers",
     "apps.accounts",
@@ -73,6 +74,8 @@ INSTALLED_APPS = [
     "apps.transactions",
     "apps.fraud",
     "apps.audit",
+    "apps.notifications",
+    "apps.analytics",
 ]
 # Extra apps for the test suite only (a probe context that measures the event spine).
 INSTALLED_APPS += env_list("FINTECH_TEST_APPS")
@@ -81,6 +84,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "fintech.api.security.SecurityHeadersMiddleware",
+    "fintech.api.errors.ApiProblemsMiddleware",
     "fintech.observability.middleware.RequestContextMiddleware",
     "fintech.api.security.RequestBodyLimitMiddleware",
     "fintech.api.throttling.RateLimitHeadersMiddleware",
@@ -162,6 +166,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {"task": "outbox.tasks.sweep_outbox", "schedule": 5.0},
     "purge-outbox": {"task": "outbox.tasks.purge_outbox", "schedule": 3600.0},
     "purge-idempotency-keys": {"task": "fintech.api.tasks.purge_idempotency_keys", "schedule": 3600.0},
+    "deliver-notifications": {"task": "apps.notifications.tasks.deliver_notifications", "schedule": 2.0},
     "expire-fraud-reviews": {"task": "apps.fraud.tasks.expire_fraud_reviews", "schedule": 300.0},
 }
 
@@ -176,6 +181,8 @@ FINTECH_HANDLER_RETRY_MAX_SECONDS = float(env_str("FINTECH_HANDLER_RETRY_MAX_SEC
 # Events older than this that are still undispatched were left behind by a crash: the sweeper
 # picks them up. Younger ones are still being handled by the process that wrote them.
 FINTECH_SWEEP_GRACE_SECONDS = float(env_str("FINTECH_SWEEP_GRACE_SECONDS", "10"))
+# /readyz reports the dispatcher stalled (degraded) once an event has waited this long for a handler.
+FINTECH_DISPATCH_STALL_SECONDS = float(env_str("FINTECH_DISPATCH_STALL_SECONDS", "60"))
 KAFKA_BOOTSTRAP_SERVERS = env_str("KAFKA_BOOTSTRAP_SERVERS")
 KAFKA_TOPIC_PARTITIONS = env_int("KAFKA_TOPIC_PARTITIONS", 3)
 KAFKA_TOPIC_REPLICATION = env_int("KAFKA_TOPIC_REPLICATION", 1)
@@ -188,6 +195,9 @@ KAFKA_CONSUMER_MAX_ATTEMPTS = env_int("KAFKA_CONSUMER_MAX_ATTEMPTS", 5)
 KAFKA_CONSUMER_RETRY_BASE_SECONDS = float(env_str("KAFKA_CONSUMER_RETRY_BASE_SECONDS", "0.5"))
 # Sent outbox rows are removed after this many days (the Kafka topics keep the history).
 FINTECH_OUTBOX_RETENTION_DAYS = env_int("FINTECH_OUTBOX_RETENTION_DAYS", 7)
+# Keep every shipped and dispatched event in the outbox (marked sent) until the purge, instead of
+# deleting it at once: an audit of what was written (make chaos compares it with the topics).
+FINTECH_OUTBOX_KEEP_SHIPPED = env_bool("FINTECH_OUTBOX_KEEP_SHIPPED", False)
 FINTECH_INBOX_RETENTION_DAYS = env_int("FINTECH_INBOX_RETENTION_DAYS", 30)
 FINTECH_RELAY_SINK = env_str("FINTECH_RELAY_SINK", "kafka" if KAFKA_BOOTSTRAP_SERVERS else "log")
 FINTECH_RELAY_FILE = env_str("FINTECH_RELAY_FILE", str(VAR_DIR / "relayed-events.jsonl"))
@@ -250,7 +260,9 @@ FINTECH_DEV_BLIND_INDEX_KEY_PATH = env_str("FINTECH_DEV_BLIND_INDEX_KEY_PATH", s
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["fintech.auth.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["fintech.auth.permissions.HasRequiredScopes"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["fintech.api.parsers.BankJSONParser"],
+    # OPTIONS is not an operation of the API: 405, not a description of the views.
+    "DEFAULT_METADATA_CLASS": None,
     "DEFAULT_RENDERER_CLASSES": ["fintech.api.renderers.BankJSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "fintech.api.pagination.BankCursorPagination",
     "DEFAULT_THROTTLE_CLASSES": ["fintech.api.throttling.BankRateThrottle"],
@@ -277,6 +289,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "EntrySideEnum": ["debit", "credit"],
         "CustomerOutputStatusEnum": "apps.customers.models.Customer.Status",
+        "CustomerLanguageEnum": "apps.customers.models.Customer.Language",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -301,6 +314,70 @@ FINTECH_RATE_LIMIT_REDIS_RETRY_SECONDS = float(env_str("FINTECH_RATE_LIMIT_REDIS
 # How many reverse proxies in front of the bank append to X-Forwarded-For (0: none, use the peer).
 FINTECH_TRUSTED_PROXIES = env_int("FINTECH_TRUSTED_PROXIES", 0)
 
+# --- Notifications (apps/notifications) ------------------------------------------------------
+# E-mail goes through Django's e-mail backends: SMTP in production (EMAIL_HOST, ...); on the
+# embedded default each message is a file in var/mail/ (EMAIL_BACKEND=...console.EmailBackend
+# prints them instead).
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.filebased.EmailBackend",
+)
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+FINTECH_NOTIFICATIONS_FROM_EMAIL = env_str("FINTECH_NOTIFICATIONS_FROM_EMAIL", "Fintech <avisos@fintech.localhost>")
+# The fraud desk's mailbox for fraud.alert (empty: the back office is not written to).
+FINTECH_NOTIFICATIONS_BACKOFFICE_EMAIL = env_str(
+    "FINTECH_NOTIFICATIONS_BACKOFFICE_EMAIL", "fraud-desk@fintech.localhost"
+)
+FINTECH_NOTIFICATIONS_BACKOFFICE_LANGUAGE = env_str("FINTECH_NOTIFICATIONS_BACKOFFICE_LANGUAGE", "pt-BR")
+# Push notifications go to the push provider's webhook, signed with the secret (both needed).
+FINTECH_NOTIFICATIONS_WEBHOOK_URL = env_str("FINTECH_NOTIFICATIONS_WEBHOOK_URL")
+FINTECH_NOTIFICATIONS_WEBHOOK_SECRET = env_str("FINTECH_NOTIFICATIONS_WEBHOOK_SECRET")
+FINTECH_NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS = float(env_str("FINTECH_NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS", "5"))
+FINTECH_NOTIFICATIONS_MAX_ATTEMPTS = env_int("FINTECH_NOTIFICATIONS_MAX_ATTEMPTS", 8)
+FINTECH_NOTIFICATIONS_RETRY_BASE_SECONDS = float(env_str("FINTECH_NOTIFICATIONS_RETRY_BASE_SECONDS", "2"))
+FINTECH_NOTIFICATIONS_RETRY_MAX_SECONDS = float(env_str("FINTECH_NOTIFICATIONS_RETRY_MAX_SECONDS", "900"))
+# A worker that took a notification and died frees it after this long (then it is sent again,
+# under the same idempotency key).
+FINTECH_NOTIFICATIONS_LEASE_SECONDS = env_int("FINTECH_NOTIFICATIONS_LEASE_SECONDS", 60)
+FINTECH_NOTIFICATIONS_TIME_ZONE = env_str("FINTECH_NOTIFICATIONS_TIME_ZONE", "America/Sao_Paulo")
+
+# --- Serving (config/gunicorn.py; `manage.py serve_bank` supervises the processes) ----------
+# The web server: gunicorn, gthread workers. 0 workers: one per core this process may use.
+FINTECH_WEB_BIND = env_str("FINTECH_WEB_BIND", "127.0.0.1:8000")
+FINTECH_WEB_WORKERS = env_int("FINTECH_WEB_WORKERS", 0)
+FINTECH_WEB_THREADS = env_int("FINTECH_WEB_THREADS", 8)
+# Connections the kernel queues while every thread is busy (capped by net.core.somaxconn): a burst
+# waits for a thread instead of being reset.
+FINTECH_WEB_BACKLOG = env_int("FINTECH_WEB_BACKLOG", 2048)
+# The Kafka consumer groups (`manage.py consume --group G`) that run beside the web server when
+# KAFKA_BOOTSTRAP_SERVERS is set, e.g. "ledger,transactions".
+FINTECH_KAFKA_CONSUMER_GROUPS = env_list("FINTECH_KAFKA_CONSUMER_GROUPS")
+# Every long-running process of the bank: a name and its command line after the Python
+# interpreter, run from the project's root. `manage.py serve_bank` starts each, restarts one that
+# exits, and stops them all together; a context with a process of its own adds it here.
+FINTECH_PROCESSES: dict[str, list[str]] = {
+    "web": ["-m", "gunicorn", "--config", "python:config.gunicorn", "config.wsgi:application"],
+    # The sweeper: delivers what in-process dispatch left behind (crashes, retries that are due).
+    "dispatcher": ["manage.py", "dispatch_events"],
+    # Ships committed events to the sink (a log by default, Kafka with KAFKA_BOOTSTRAP_SERVERS).
+    "relay": ["manage.py", "relay_outbox"],
+    # Sends the notifications the handlers recorded (e-mail, push webhook), retrying failures.
+    "notifications": ["manage.py", "deliver_notifications"],
+    # Rejects the transfers and payments held for review longer than FINTECH_FRAUD_REVIEW_TIMEOUT_HOURS.
+    "fraud-review-expiry": ["manage.py", "expire_fraud_reviews"],
+}
+if KAFKA_BOOTSTRAP_SERVERS:
+    FINTECH_PROCESSES |= {
+        f"consumer-{group}": ["manage.py", "consume", "--group", group] for group in FINTECH_KAFKA_CONSUMER_GROUPS
+    }
+
 # --- Static, i18n ---------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -322,7 +399,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # One line per request, from whichever server runs: gunicorn (`make run`) or runserver.
         "django.server": {"level": env_str("DJANGO_SERVER_LOG_LEVEL", "INFO")},
+        "gunicorn.access": {"level": env_str("DJANGO_SERVER_LOG_LEVEL", "INFO"), "propagate": True},
+        # gunicorn gives its loggers their own plain-text handlers; these send them to the JSON one.
+        "gunicorn.error": {"level": LOG_LEVEL, "propagate": True},
     },
 }
 
@@ -330,7 +411,12 @@ LOGGING = {
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("FINTECH_MAX_BODY_BYTES", 64 * 1024)
+# fintech.api.security.RequestBodyLimitMiddleware refuses larger bodies with 413 before they
+# are read: FINTECH_MAX_BODY_BYTES everywhere but the paths with a limit of their own (a batch
+# of up to 1,000 transfers is about 200 KB of JSON). Django's own cap only backs it up.
+FINTECH_MAX_BODY_BYTES = env_int("FINTECH_MAX_BODY_BYTES", 64 * 1024)
+FINTECH_BODY_LIMIT_OVERRIDES = {"/api/v1/transfers/batch": env_int("FINTECH_MAX_BATCH_BODY_BYTES", 1024 * 1024)}
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(FINTECH_MAX_BODY_BYTES, *FINTECH_BODY_LIMIT_OVERRIDES.values())
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -357,6 +443,8 @@ def _refuse_insecure_production() -> None:
     from fintech.crypto.keyring import configuration_problems
 
     problems.extend(configuration_problems(FINTECH_ENCRYPTION_KEYS, FINTECH_BLIND_INDEX_KEY))
+    if FINTECH_NOTIFICATIONS_WEBHOOK_URL and len(FINTECH_NOTIFICATIONS_WEBHOOK_SECRET) < 32:
+        problems.append("FINTECH_NOTIFICATIONS_WEBHOOK_SECRET must be at least 32 characters when the webhook is set")
     if problems:
         raise ImproperlyConfigured("Refusing to start in production: " + "; ".join(problems))
 

@@ -18,7 +18,7 @@ from apps.accounts import services as accounts
 from apps.fraud import services as fraud
 from apps.transactions import services as transactions
 from conftest import ALL_STAFF_SCOPES
-from outbox import dispatcher
+from outbox.dispatcher import dispatch
 from tests.factories import deposit, open_account, pending_customer, verified_customer
 
 pytestmark = pytest.mark.django_db
@@ -26,6 +26,7 @@ pytestmark = pytest.mark.django_db
 STAFF_ONLY = "staff-only"  # customer tokens are refused (403) even with the scope
 OWNER = "owner"  # another customer's resource answers 404
 LISTING = "listing"  # a customer sees only its own items
+OWNER_PER_ITEM = "owner-per-item"  # a batch: 207, and each item naming another customer's account answers 404
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,15 @@ def _block(world: World) -> None:
     accounts.account_block(account_id=world.account.id, reason="test", changed_by="ops")
 
 
+def _deliver_events(world: World) -> None:
+    """Run what the world's events call for (its deposits and transfer tell the owner)."""
+    dispatch(limit=1000)
+
+
 def _held_for_review(world: World) -> None:
     """The world's transfer (left to a worker) screened under an amount rule it exceeds: in review."""
     fraud.rule_change(name="amount", parameters={"threshold": 50}, changed_by="ops", changer_kind="staff")
-    dispatcher.dispatch()
+    dispatch(limit=1000)
     world.transfer.refresh_from_db()
     assert world.transfer.status == "review"
 
@@ -102,6 +108,12 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/transfers"): Rule(("transfers:read",), LISTING),
     ("POST", "/api/v1/transfers"): Rule(("transfers:write",), OWNER, 202, body=_transfer_body),
     ("GET", "/api/v1/transfers/{transfer_id}"): Rule(("transfers:read",), OWNER),
+    ("POST", "/api/v1/transfers/batch"): Rule(
+        ("transfers:write",),
+        OWNER_PER_ITEM,
+        207,
+        body=lambda w: {"transfers": [{"id": str(uuid.uuid4()), **_transfer_body(w)}]},
+    ),
     ("POST", "/api/v1/deposits"): Rule(
         ("deposits:write",),
         STAFF_ONLY,
@@ -109,6 +121,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
         body=lambda w: {"account_id": str(w.account.id), "amount": 500, "currency": "BRL", "reference": "matrix"},
     ),
     ("GET", "/api/v1/ledger/transactions/{transaction_id}"): Rule(("ledger:read",), STAFF_ONLY),
+    ("GET", "/api/v1/notifications"): Rule(("customers:read",), LISTING, prepare=_deliver_events),
+    ("GET", "/api/v1/analytics/summary"): Rule(("analytics:read",), STAFF_ONLY),
     ("GET", "/api/v1/fraud/alerts"): Rule(("fraud:review",), STAFF_ONLY, prepare=_held_for_review),
     ("POST", "/api/v1/fraud/reviews/{transfer_id}/approve"): Rule(
         ("fraud:review",), STAFF_ONLY, prepare=_held_for_review
@@ -210,6 +224,9 @@ def test_each_operation_serves_only_the_right_caller(method, template, world, cl
         assert response.status_code == 403, response.content
     elif rule.access == OWNER:
         assert response.status_code == 404, response.content
+    elif rule.access == OWNER_PER_ITEM:
+        assert response.status_code == 207, response.content
+        assert {item["status"] for item in response.json()["results"]} == {404}, response.content
     else:
         assert response.status_code == 200
         assert str(world.owner.id) not in response.content.decode()
@@ -222,5 +239,7 @@ def test_each_operation_serves_only_the_right_caller(method, template, world, cl
         right = client_with(" ".join(rule.scopes), customer_id=world.owner.id)
     response = call(right, method, url, body)
     assert response.status_code == rule.success, response.content
+    if rule.access == OWNER_PER_ITEM:
+        assert {item["status"] for item in response.json()["results"]} <= {201, 202}, response.content
     if rule.access == LISTING:
         assert str(world.owner.id) in response.content.decode() or str(world.account.id) in response.content.decode()

@@ -3,12 +3,14 @@
 import json
 import textwrap
 import threading
+import uuid
 
 import pytest
 from django.core.management import call_command
 from django.db import connections, transaction
 
 from apps.customers import services as customers
+from fintech import bus
 from outbox import dispatcher
 from outbox.models import DeadLetter, DeliveryAttempt, InboxRecord, OutboxEvent
 from tests.spine.models import FailureSwitch, Tally
@@ -33,7 +35,10 @@ def test_committed_events_are_dispatched_inline_after_commit():
     event = created_event()
     assert event.dispatched_at is not None
     assert applied("probe.count", event.event_id) == 1
-    assert InboxRecord.objects.filter(event_id=event.event_id).count() == 2
+    # Every subscriber of customer.created applied it once: the probes, and the contexts that read it.
+    subscribers = {sub.name for sub in bus.subscriptions_for("customer.created")}
+    assert {"probe.count", "probe.fragile"} <= subscribers
+    assert set(InboxRecord.objects.filter(event_id=event.event_id).values_list("handler", flat=True)) == subscribers
 
 
 def test_an_event_published_in_a_rolled_back_transaction_never_appears(tmp_path):
@@ -148,7 +153,7 @@ def test_concurrent_dispatchers_apply_each_event_once(settings):
     for thread in threads:
         thread.join()
     assert not errors
-    for event in OutboxEvent.objects.all():
+    for event in OutboxEvent.objects.filter(event_type="customer.created"):
         assert applied("probe.count", event.event_id) == 1
         assert applied("probe.fragile", event.event_id) == 1
     assert not OutboxEvent.objects.filter(dispatched_at__isnull=True).exists()
@@ -398,3 +403,80 @@ def test_housekeeping_removes_only_what_has_done_its_job(settings):
     report = purge()
     assert report.outbox_events == 1
     assert set(OutboxEvent.objects.values_list("pk", flat=True)) == {unsent.pk, undispatched.pk}
+
+
+def test_an_event_published_in_a_savepoint_that_rolls_back_is_forgotten_with_it():
+    """Inside a unit of work events are written when it finishes: one published in a savepoint
+    that rolled back must not be, one published beside it must."""
+    from apps.customers.events import CustomerVerified
+    from outbox.publisher import publish
+    from outbox.unit_of_work import unit_of_work
+
+    def verified(reviewer: str) -> CustomerVerified:
+        return CustomerVerified(customer_id=str(uuid.uuid4()), reviewed_by=reviewer, verified_at="2026-01-01T00:00:00Z")
+
+    with unit_of_work():
+        publish(verified("kept-before"))
+        try:
+            with transaction.atomic():
+                publish(verified("rolled-back"))
+                raise RuntimeError("the savepoint rolls back")
+        except RuntimeError:
+            pass
+        publish(verified("kept-after"))
+    # (The reactions to them publish events of their own: analytics counts verified customers.)
+    verified_events = OutboxEvent.objects.filter(event_type="customer.verified").order_by("id")
+    assert [e.envelope["data"]["reviewed_by"] for e in verified_events] == ["kept-before", "kept-after"]
+
+
+def test_a_consumer_group_applies_its_own_contexts_handlers_only(settings):
+    """Kafka consumers of the `fraud` and `transactions` groups run their own context's handlers;
+    the events they publish go to the outbox for the other groups, even when this process
+    dispatches inline."""
+    from apps.ledger.models import Hold
+    from apps.transactions import services as transfers
+    from apps.transactions.models import Transfer
+    from fintech import bus
+    from tests.factories import open_account
+
+    source, destination = open_account(balance=1_000), open_account()
+    settings.FINTECH_EVENT_DISPATCH = "worker"  # accepted, nothing continues
+    transfer = transfers.transfer_initiate(
+        from_account_id=source.id, to_account_id=destination.id, amount=100, currency="BRL", initiated_by="probe"
+    )
+    initiated = OutboxEvent.objects.get(event_type="transaction.initiated")
+
+    settings.FINTECH_EVENT_DISPATCH = "inline"  # what the web process would do: irrelevant to a consumer
+    screening = bus.subscription_named("fraud.screen_transfer")
+    assert screening is not None
+    event = dispatcher.received_from_envelope(initiated.envelope, initiated.headers)
+    assert dispatcher.run_handler(screening, event, after_commit=False) is True
+    transfer.refresh_from_db()
+    assert transfer.status == Transfer.Status.INITIATED  # the transactions group has not run
+    screened = OutboxEvent.objects.get(event_type="fraud.screened")
+    assert screened.dispatched_at is None  # left for the transactions group
+
+    going_on = bus.subscription_named("transactions.continue_screened_transfer")
+    assert going_on is not None
+    event = dispatcher.received_from_envelope(screened.envelope, screened.headers)
+    assert dispatcher.run_handler(going_on, event, after_commit=False) is True
+    transfer.refresh_from_db()
+    assert transfer.status == Transfer.Status.VALIDATED
+    validated = OutboxEvent.objects.get(event_type="transaction.validated")
+    assert validated.dispatched_at is None  # left for the ledger's group
+    assert not InboxRecord.objects.filter(event_id=validated.event_id).exists()
+    assert Hold.objects.get(hold_key=f"transfer:{transfer.id}").status == Hold.Status.ACTIVE
+
+
+def test_the_outbox_can_keep_every_shipped_event_as_an_audit(settings, tmp_path):
+    from outbox.relay import relay_pending
+    from outbox.sinks import FileSink
+
+    settings.FINTECH_OUTBOX_KEEP_SHIPPED = True
+    for document in DOCUMENTS[:2]:
+        customers.customer_create(name="Ana", email="a@example.com", document=document)
+    written = set(OutboxEvent.objects.values_list("event_id", flat=True))
+    assert relay_pending(FileSink(tmp_path / "shipped.jsonl")) == len(written)
+    kept = OutboxEvent.objects.all()
+    assert set(kept.values_list("event_id", flat=True)) == written  # shipped and dispatched, still there
+    assert all(row.sent_at and row.dispatched_at for row in kept)

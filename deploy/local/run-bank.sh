@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Serves the bank for `make run`: migrations, the web server, the event sweeper, the relay and the
-# expiry of fraud reviews nobody decided.
+# Serves the bank for `make run`: migrations and static files, then `manage.py serve_bank`, the
+# supervisor of the web server (gunicorn), the event sweeper, the relay, the notification sender
+# and the expiry of fraud reviews nobody decided (fintech/serving; settings.FINTECH_PROCESSES).
 # Honours the environment, so `eval "$(make -s services-up)"` first runs it on PostgreSQL/Redis.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,24 +14,14 @@ if [[ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
   $PY manage.py kafka_topics >/dev/null  # the broker does not create topics on its own
 fi
 
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT INT TERM
-
-# The sweeper delivers what in-process dispatch left (retries, crashes); the relay ships
-# committed events to the sink (a log by default, Kafka when KAFKA_BOOTSTRAP_SERVERS is set).
-$PY manage.py dispatch_events & pids+=($!)
-$PY manage.py relay_outbox & pids+=($!)
-# Rejects the transfers held for review longer than FINTECH_FRAUD_REVIEW_TIMEOUT_HOURS (checks every minute).
-$PY manage.py expire_fraud_reviews & pids+=($!)
-
 cat >&2 <<MSG
 
   The bank is serving on http://127.0.0.1:${PORT}/  (API docs: /api/docs/, admin: /admin/)
   Get a token:  .venv/bin/python manage.py issue_token --sub teller-1 --scopes "customers:read customers:write kyc:review"
+  Its processes and their pids: ${FINTECH_VAR_DIR:-var}/serve-bank.json; Ctrl-C stops them all.
+  E-mails to customers: one file per message in ${EMAIL_FILE_PATH:-var/mail}/ (EMAIL_BACKEND=django.core.mail.backends.console.EmailBackend prints them; EMAIL_HOST and EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend send them)
 
 MSG
-$PY manage.py runserver "127.0.0.1:${PORT}" --noreload
+# exec: the supervisor gets Ctrl-C and SIGTERM itself, stops every process it started, and
+# restarts one that dies (each restart is a JSON log line with the process's name).
+exec $PY manage.py serve_bank --bind "127.0.0.1:${PORT}"

@@ -1,11 +1,18 @@
 """The `Idempotency-Key` machinery for POSTs that move money or create resources.
 
-- Same key, same body, within the TTL: the stored response is replayed (same status, body).
+- Same key, same body, within the TTL: the original response is replayed, the same status and
+  the same body it was sent with (the stored response is the one sent; nothing rewrites it).
 - Same key, another body: 422 `idempotency_key_reuse`.
 - Two concurrent requests with one key: the first reserves the key; the second gets 409
-  `idempotency_request_in_progress` while the first runs, and the replay afterwards.
+  `idempotency_request_in_progress` with `Retry-After` while the first runs, and the replay
+  afterwards: never a different answer, never a second effect.
 - The effect and the stored response commit in one transaction, so a crash leaves either
-  both or neither; a reservation whose request died is taken over after a lock timeout.
+  both or neither. On PostgreSQL the request that reserved a key holds a session advisory lock
+  while it works: if its process dies, the database ends the session and frees the lock, and
+  the next request with the key takes over at once. On the embedded default (SQLite, one host)
+  the reservation names its process (host, pid and start time) and a request that finds that
+  process gone takes over at once; a holder on another host is waited out
+  (`FINTECH_IDEMPOTENCY_LOCK_SECONDS`).
 - A request that fails before producing a response (bad input, a refused rule) stores
   nothing and frees the key, as a client would expect when it corrects and retries.
 """
@@ -15,12 +22,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
+import os
+import socket
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,6 +38,9 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from fintech.api.models import IdempotencyRecord
 from fintech.errors import Conflict, Unprocessable, ValidationFailed
+from fintech.faults import crash_point
+
+logger = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -73,8 +86,51 @@ def _plain(data: Any) -> Any:
     return json.loads(json.dumps(data, cls=JSONEncoder))
 
 
+class RequestInProgress(Conflict):
+    code = "idempotency_request_in_progress"
+    title = "A request with this key is still being processed"
+    retry_after = 1
+
+
+def _lock_id(owner: str, key: str) -> int:
+    """The advisory lock of one (owner, key): 63 bits of its SHA-256."""
+    return int.from_bytes(hashlib.sha256(f"{owner}\n{key}".encode()).digest()[:8], "big") >> 1
+
+
+def _process_start(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot), or None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{_process_start(os.getpid()) or '?'}"
+
+
+def _holder_alive(holder: str) -> bool | None:
+    """Whether the process that holds a reservation still runs: True, False, or None when this
+    process cannot tell (another host, or no /proc)."""
+    host, _, rest = holder.partition(":")
+    pid, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit() or started == "?":
+        return None
+    return _process_start(int(pid)) == started
+
+
+def _advisory(function: str, lock_id: int) -> bool:
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s)", [lock_id])
+        return bool(cursor.fetchone()[0])
+
+
 def _reserve(request: Request, key: str, print_: str) -> IdempotencyRecord | Response:
-    """Reserve the key for this request, or answer from what an earlier one left."""
+    """Reserve the key for this request, or answer from what an earlier one left. The reserving
+    request holds the key's advisory lock (PostgreSQL) until `_release`."""
     now = timezone.now()
     lock = timedelta(seconds=settings.FINTECH_IDEMPOTENCY_LOCK_SECONDS)
     fresh = {
@@ -87,14 +143,22 @@ def _reserve(request: Request, key: str, print_: str) -> IdempotencyRecord | Res
         "created_at": now,
         "locked_until": now + lock,
         "expires_at": now + timedelta(seconds=settings.FINTECH_IDEMPOTENCY_TTL_SECONDS),
+        "holder": this_process(),
     }
+    owner = _owner(request)
+    lock_id = _lock_id(owner, key)
     with transaction.atomic():
         record, created = IdempotencyRecord.objects.select_for_update().get_or_create(
-            owner=_owner(request), key=key, defaults=fresh
+            owner=owner, key=key, defaults=fresh
         )
         if created:
+            # Taken before the reservation commits: a concurrent request that sees it waits on the
+            # row until then, and finds the lock held.
+            _advisory("pg_advisory_lock", lock_id)
             return record
         if record.expires_at <= now:
+            if not _advisory("pg_try_advisory_lock", lock_id):
+                raise RequestInProgress(f"A request with this {HEADER} is still being processed; retry shortly.")
             for field, value in fresh.items():
                 setattr(record, field, value)
             record.save()
@@ -107,24 +171,31 @@ def _reserve(request: Request, key: str, print_: str) -> IdempotencyRecord | Res
             response = Response(record.response_body, status=record.status_code)
             response[REPLAY_HEADER] = "true"
             return response
-        if record.locked_until > now:
-            raise Conflict(
-                f"A request with this {HEADER} is still being processed; retry shortly.",
-                code="idempotency_request_in_progress",
-            )
+        if connection.vendor == "postgresql":
+            # The lock is free only if the request that reserved the key has ended: it finished
+            # without a response (its record is gone by then) or its process died.
+            alive = not _advisory("pg_try_advisory_lock", lock_id)
+        else:
+            # One host (the embedded default): ask the operating system whether the holder runs.
+            holder_alive = _holder_alive(record.holder)
+            alive = record.locked_until > now if holder_alive is None else holder_alive
+        if alive:
+            raise RequestInProgress(f"A request with this {HEADER} is still being processed; retry shortly.")
         # The request that reserved the key died before committing anything: take over.
         record.locked_until = now + lock
-        record.save(update_fields=["locked_until"])
+        record.holder = this_process()
+        record.save(update_fields=["locked_until", "holder"])
         return record
 
 
-def run_idempotent(
-    request: Request,
-    handle: Callable[[], Response],
-    refresh: Callable[[Response], Response] | None = None,
-    *,
-    required: bool = True,
-) -> Response:
+def _release(request: Request, key: str) -> None:
+    try:
+        _advisory("pg_advisory_unlock", _lock_id(_owner(request), key))
+    except DatabaseError:
+        logger.warning("could not release an idempotency lock; the session's end releases it", exc_info=True)
+
+
+def run_idempotent(request: Request, handle: Callable[[], Response], *, required: bool = True) -> Response:
     if not required and not request.headers.get(HEADER, "").strip():
         return handle()  # the key is optional here; without one, a retry is a new request
     key = _key(request)
@@ -147,13 +218,9 @@ def run_idempotent(
     except BaseException:
         IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS).delete()
         raise
-    if refresh is not None:
-        # Handlers that ran after the commit (the embedded choreography) may have moved the
-        # resource on; answer with, and keep for replays, its state as of now.
-        response = refresh(response)
-        IdempotencyRecord.objects.filter(pk=record.pk).update(
-            status_code=response.status_code, response_body=_plain(response.data)
-        )
+    finally:
+        _release(request, key)
+    crash_point("after_commit_before_response")
     return response
 
 
@@ -161,21 +228,14 @@ def idempotent(*, required: bool = True) -> Callable[[Handler], Handler]:
     """Decorate a DRF view method (post) so it runs under the `Idempotency-Key` rules.
 
     `required=True` for operations that move money (the contract demands the header there);
-    elsewhere the header is honoured when sent. If the view defines
-    `refresh_after_commit(request, response) -> Response`, it is called once the effect
-    committed, to answer with the resource's state after the in-process handlers ran.
+    elsewhere the header is honoured when sent. The response the view returns is the one stored
+    for replays: a view answers with the state its work left, choreography steps included.
     """
 
     def decorator(method: Handler) -> Handler:
         @functools.wraps(method)
         def wrapper(self: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
-            refresh = getattr(self, "refresh_after_commit", None)
-            return run_idempotent(
-                request,
-                lambda: method(self, request, *args, **kwargs),
-                (lambda response: refresh(request, response)) if refresh else None,
-                required=required,
-            )
+            return run_idempotent(request, lambda: method(self, request, *args, **kwargs), required=required)
 
         return wrapper
 

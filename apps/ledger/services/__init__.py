@@ -9,7 +9,16 @@ from apps.ledger.services.chart import (
     system_account,
     system_account_code,
 )
-from apps.ledger.services.holds import HoldPosting, hold_key, hold_place, hold_post, hold_void, holds_post
+from apps.ledger.services.holds import (
+    HoldPosting,
+    HoldRequest,
+    hold_key,
+    hold_place,
+    hold_post,
+    hold_void,
+    holds_place,
+    holds_post,
+)
 from apps.ledger.services.posting import (
     JournalRequest,
     Posting,
@@ -22,6 +31,7 @@ from apps.ledger.services.posting import (
 __all__ = [
     "SYSTEM_PURPOSES",
     "HoldPosting",
+    "HoldRequest",
     "JournalRequest",
     "Posting",
     "customer_account_code",
@@ -31,6 +41,7 @@ __all__ = [
     "hold_place",
     "hold_post",
     "hold_void",
+    "holds_place",
     "holds_post",
     "journal_reverse",
     "ledger_account_open",
