@@ -1,4 +1,4 @@
-"""What every context's back office (Django admin) shares."""
+"""Pieces of the Django admin (the back office) shared by the contexts."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from typing import Any
 from django.http import HttpRequest
 
 
-class ReadOnlyAdminMixin:
-    """For a ModelAdmin or an inline whose rows change only through the context's services (and
-    their events): the back office sees them and may run the admin's actions, never add, edit or
-    delete a row by hand."""
+class ReadOnly:
+    """Mixed into a ModelAdmin or inline whose rows change only through their services (and
+    their events): the back office sees them and acts through admin actions, never edits."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -27,10 +27,13 @@ class CurrencyMismatch(Unprocessable):
 
 @dataclass(frozen=True, slots=True)
 class Money:
-    """An amount `movable` accepted."""
+    """An amount of one currency: what `movable` accepts, and how the back office reads one."""
 
     minor_units: int
     currency: str
+
+    def __str__(self) -> str:
+        return f"{in_major_units(self.minor_units, self.currency):f} {self.currency}"
 
 
 def is_minor_units(amount: object) -> bool:

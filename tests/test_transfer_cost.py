@@ -1,5 +1,5 @@
 """What a transfer costs the database: the statements and commits of one transfer through the
-services, with the whole choreography (hold, screening, posting, balances, completion, events).
+services, with the whole choreography (hold, fraud screening, posting, balances, completion, events).
 
 A measurement pinned as a ceiling, not a timing: every step a new context adds to the
 transfer's events shows up here first (docs/benchmarks.md has the figures and how they fell).
@@ -20,8 +20,12 @@ from tests.factories import open_account
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# PostgreSQL places a hold in one statement; SQLite needs two.
-MAX_STATEMENTS = {"postgresql": 20, "sqlite": 21}
+# PostgreSQL places a hold in one statement; SQLite needs two. The fraud screening (apps/fraud) raised
+# the ceiling from 20 and 21: it costs three statements on PostgreSQL (the source account's row locked
+# so that screenings of one account follow each other, the facts of the batch, the screening written)
+# and two on SQLite, whose write transactions already follow each other; the transactions step it
+# feeds is the old screening step's three statements, moved.
+MAX_STATEMENTS = {"postgresql": 23, "sqlite": 23}
 
 
 def transfer(source, destination):
@@ -30,7 +34,7 @@ def transfer(source, destination):
     )
 
 
-def test_a_transfer_through_the_services_costs_at_most_20_statements_and_one_commit():
+def test_a_transfer_through_the_services_costs_at_most_23_statements_and_one_commit():
     source, destination = open_account(balance=100_000), open_account()
     transfer(source, destination)  # the first one warms caches (content types, system accounts)
 
@@ -52,4 +56,5 @@ def test_a_transfer_through_the_services_costs_at_most_20_statements_and_one_com
     assert not [s for s in reactions if s.startswith(("INSERT", "UPDATE", "DELETE")) and any(t in s for t in touched)]
     # Nothing of it is left for a dispatcher: the steps ran in the unit, the reactions right after.
     assert not OutboxEvent.objects.filter(dispatched_at__isnull=True).exists()
-    assert OutboxEvent.objects.filter(aggregate_id=str(done.id)).count() == 3  # initiated, validated, completed
+    # initiated, fraud.screened, validated, completed
+    assert OutboxEvent.objects.filter(aggregate_id=str(done.id)).count() == 4

@@ -14,7 +14,7 @@ from django.utils import timezone
 from apps.analytics import charts, selectors
 from apps.analytics.facts import NO_CURRENCY
 from apps.analytics.models import DailyFigure
-from fintech.backoffice import ReadOnlyAdminMixin
+from fintech.backoffice import ReadOnly
 
 DAYS = 30
 
@@ -40,7 +40,7 @@ def _series(days: list[date]) -> tuple[dict[str, list[int]], dict[str, list[floa
 
 
 @admin.register(DailyFigure)
-class DailyFigureAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[DailyFigure]):
+class DailyFigureAdmin(ReadOnly, admin.ModelAdmin[DailyFigure]):
     """The changelist is the dashboard; the figures change only through events."""
 
     def get_urls(self) -> list[URLPattern]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from django.contrib import admin
 
 from apps.audit.models import AuditRecord
-from fintech.backoffice import ReadOnlyAdminMixin
+from fintech.backoffice import ReadOnly
 
 
 @admin.register(AuditRecord)
-class AuditRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[AuditRecord]):
+class AuditRecordAdmin(ReadOnly, admin.ModelAdmin[AuditRecord]):
     list_display = [
         "seq",
         "occurred_at",

@@ -7,12 +7,12 @@ from django.http import HttpRequest
 from apps.customers import selectors, services
 from apps.customers.documents import InvalidDocument, normalize_document
 from apps.customers.models import Customer
-from fintech.backoffice import ReadOnlyAdminMixin
+from fintech.backoffice import ReadOnly
 from fintech.errors import DomainError
 
 
 @admin.register(Customer)
-class CustomerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Customer]):
+class CustomerAdmin(ReadOnly, admin.ModelAdmin[Customer]):
     # Read-only: onboarding goes through the API and every change is a service call with its
     # event, which the admin makes through its actions.
     # Lists show masked personal data only; one customer's page shows the e-mail and birth date

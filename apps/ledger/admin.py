@@ -9,18 +9,18 @@ from django.http import HttpRequest
 
 from apps.ledger import services
 from apps.ledger.models import Hold, JournalEntry, JournalTransaction, LedgerAccount
-from fintech.backoffice import ReadOnlyAdminMixin
+from fintech.backoffice import ReadOnly
 from fintech.errors import DomainError
 
 
 @admin.register(LedgerAccount)
-class LedgerAccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[LedgerAccount]):
+class LedgerAccountAdmin(ReadOnly, admin.ModelAdmin[LedgerAccount]):
     list_display = ["code", "account_type", "normal_side", "currency", "balance", "held", "is_system"]
     list_filter = ["account_type", "currency", "is_system"]
     search_fields = ["code", "=owner_ref"]
 
 
-class JournalEntryInline(ReadOnlyAdminMixin, admin.TabularInline[JournalEntry, JournalTransaction]):
+class JournalEntryInline(ReadOnly, admin.TabularInline[JournalEntry, JournalTransaction]):
     model = JournalEntry
     fields = ("entry_id", "account", "side", "amount", "currency", "balance_after")
     readonly_fields = fields
@@ -28,7 +28,7 @@ class JournalEntryInline(ReadOnlyAdminMixin, admin.TabularInline[JournalEntry, J
 
 
 @admin.register(JournalTransaction)
-class JournalTransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[JournalTransaction]):
+class JournalTransactionAdmin(ReadOnly, admin.ModelAdmin[JournalTransaction]):
     list_display = ["id", "kind", "posting_key", "reference", "posted_at"]
     list_filter = ["kind"]
     search_fields = ["=id", "posting_key", "reference"]
@@ -48,7 +48,7 @@ class JournalTransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[JournalTransa
 
 
 @admin.register(Hold)
-class HoldAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Hold]):
+class HoldAdmin(ReadOnly, admin.ModelAdmin[Hold]):
     list_display = ["hold_key", "account", "amount", "currency", "status", "created_at", "resolved_at"]
     list_filter = ["status", "currency"]
     search_fields = ["hold_key"]

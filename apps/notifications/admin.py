@@ -6,12 +6,12 @@ from django.http import HttpRequest
 
 from apps.notifications import services
 from apps.notifications.models import ChannelOptOut, Notification
-from fintech.backoffice import ReadOnlyAdminMixin
+from fintech.backoffice import ReadOnly
 from fintech.errors import DomainError
 
 
 @admin.register(Notification)
-class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Notification]):
+class NotificationAdmin(ReadOnly, admin.ModelAdmin[Notification]):
     # Notifications come from events; the back office resends through the action.
     list_display = ["created_at", "notice", "channel", "recipient", "language", "status", "attempts", "sent_at"]
     list_filter = ["status", "channel", "category", "notice", "language"]

@@ -20,11 +20,12 @@ OPERATION_SCOPES: frozenset[str] = frozenset(
         "deposits:write",
         "ledger:read",
         "analytics:read",
+        "fraud:review",
     }
 )
-# The contract's scopes of the operations being built (payments, fraud review): the realm grants
-# them already, so clients can hold them before the operations ship. When one ships, its scope
-# moves up to OPERATION_SCOPES.
-RESERVED_SCOPES: frozenset[str] = frozenset({"payments:write", "fraud:review"})
+# The contract's scopes of the operations being built (payments): the realm grants them already,
+# so clients can hold them before the operations ship. When one ships, its scope moves up to
+# OPERATION_SCOPES.
+RESERVED_SCOPES: frozenset[str] = frozenset({"payments:write"})
 
 KNOWN_SCOPES: frozenset[str] = OPERATION_SCOPES | RESERVED_SCOPES

@@ -145,11 +145,11 @@ urlpatterns: list[URLPattern] = []
     ),
     Part(
         "admin.py",
-        "The back office: `ReadOnlyAdminMixin` for rows only services change; actions call services",
+        "The back office: `ReadOnly` for rows only services change; actions call services",
         True,
         _doc(
             "The ${name} context in the back office. Rows that change only through the services use\n"
-            "fintech.backoffice.ReadOnlyAdminMixin; an admin action calls a service."
+            "fintech.backoffice.ReadOnly; an admin action calls a service."
         ),
     ),
     Part("migrations/__init__.py", "Its migrations", True),

@@ -55,3 +55,12 @@ def test_minor_units_read_in_major_units_for_people():
     assert in_major_units(1050, "BRL") == Decimal("10.50")
     assert in_major_units(1050, "JPY") == Decimal("1050")
     assert in_major_units(-5, "USD") == Decimal("-0.05")
+
+
+def test_money_reads_as_the_back_office_writes_it():
+    assert [str(Money(1050, "BRL")), str(Money(-5, "USD")), str(Money(1050, "JPY"))] == [
+        "10.50 BRL",
+        "-0.05 USD",
+        "1050 JPY",
+    ]
+    assert str(Money(10**12, "BRL")) == "10000000000.00 BRL"

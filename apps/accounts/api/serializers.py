@@ -1,15 +1,12 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework import serializers
 
 from apps.accounts.models import BankAccount
 from apps.accounts.selectors import NO_MONEY, AccountBalance
-from fintech.api.serializers import QueryInput, StrictInputSerializer
+from fintech.api.serializers import PeriodQuery, QueryInput, StrictInputSerializer
 
 STATEMENT_PAGE_SIZE = 50
 
@@ -60,51 +57,16 @@ class AccountOutput(serializers.ModelSerializer[BankAccount]):
         return self._balance(account).available
 
 
-class MomentField(serializers.Field[datetime, str, str, Any]):
-    """An RFC 3339 date-time, or a date meaning its whole day: from its first instant, or (with
-    `end=True`) up to the next day's first instant. A time without an offset is UTC."""
+class StatementQuery(PeriodQuery):
+    """`from` and `to` bound the posting times; `cursor` is the last line of the previous page;
+    `page_size` is clamped to 1..the view's `max_page_size` (in the context), not refused."""
 
-    default_error_messages = {"invalid": "Invalid date or date-time."}
-
-    def __init__(self, *, end: bool = False, **kwargs: Any) -> None:
-        self.end = end
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data: Any) -> datetime:
-        moment = parse_datetime(str(data))
-        if moment is None:
-            day = parse_date(str(data))
-            if day is None:
-                self.fail("invalid")
-            moment = datetime.combine(day + timedelta(days=1) if self.end else day, time.min)
-        return timezone.make_aware(moment, UTC) if timezone.is_naive(moment) else moment
-
-    def to_representation(self, value: datetime) -> str:
-        return value.isoformat()
-
-
-class StatementQuery(QueryInput):
-    """`from` and `to` (Python keywords, hence declared in get_fields) bound the posting times;
-    `cursor` is the last line of the previous page; `page_size` is clamped to 1..the view's
-    `max_page_size` (in the context), not refused."""
-
+    period_names = ("posted_from", "posted_to")
     cursor = serializers.IntegerField(required=False)
     page_size = serializers.IntegerField(required=False, default=STATEMENT_PAGE_SIZE)
 
-    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
-        fields = super().get_fields()
-        fields["from"] = MomentField(required=False, source="posted_from")
-        fields["to"] = MomentField(end=True, required=False, source="posted_to")
-        return fields
-
     def validate_page_size(self, value: int) -> int:
         return min(max(value, 1), int(self.context["max_page_size"]))
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        posted_from, posted_to = attrs.get("posted_from"), attrs.get("posted_to")
-        if posted_from and posted_to and posted_from >= posted_to:
-            raise serializers.ValidationError({"from": ["Must be before to."]})
-        return attrs
 
 
 class StatementLineOutput(serializers.Serializer[Any]):

@@ -8,9 +8,9 @@ from apps.transactions.services.transfers import (
     transfer_complete,
     transfer_fail,
     transfer_initiate,
-    transfer_screen,
     transfers_complete,
-    transfers_screen,
+    transfers_reviewed,
+    transfers_screened,
 )
 
 __all__ = [
@@ -20,8 +20,8 @@ __all__ = [
     "transfer_complete",
     "transfer_fail",
     "transfer_initiate",
-    "transfer_screen",
     "transfers_complete",
     "transfers_initiate",
-    "transfers_screen",
+    "transfers_reviewed",
+    "transfers_screened",
 ]

@@ -53,10 +53,36 @@ def entry_written(kind: str, reference: uuid.UUID, journal_id: uuid.UUID) -> Rec
     )
 
 
-def test_initiated_transfers_are_screened_together():
-    first, second = initiated(), initiated()
-    handlers.screen_transfers([received("transaction.initiated", transfer_id=str(t.id)) for t in (first, second)])
-    assert set(Transfer.objects.values_list("status", flat=True)) == {Transfer.Status.VALIDATED}
+def fraud_said(event_type: str, transfer: Transfer, decision: str, subject_type: str = "transfer") -> ReceivedEvent:
+    return received(event_type, subject_type=subject_type, subject_id=str(transfer.id), decision=decision)
+
+
+def test_screened_transfers_go_on_as_the_fraud_context_decided():
+    approved, held, rejected = initiated(), initiated(), initiated()
+    handlers.continue_screened_transfers(
+        [
+            fraud_said("fraud.screened", approved, "approve"),
+            fraud_said("fraud.screened", held, "review"),
+            fraud_said("fraud.screened", rejected, "reject"),
+        ]
+    )
+    statuses = [Transfer.objects.get(pk=t.pk).status for t in (approved, held, rejected)]
+    assert statuses == [Transfer.Status.VALIDATED, Transfer.Status.REVIEW, Transfer.Status.FAILED]
+
+
+def test_a_payment_s_screening_is_not_a_transfer_s():
+    transfer = initiated()
+    handlers.continue_screened_transfers([fraud_said("fraud.screened", transfer, "reject", subject_type="payment")])
+    transfer.refresh_from_db()
+    assert transfer.status == Transfer.Status.INITIATED
+
+
+def test_a_decided_review_moves_the_transfer_on():
+    transfer = initiated()
+    handlers.continue_screened_transfers([fraud_said("fraud.screened", transfer, "review")])
+    handlers.continue_reviewed_transfers([fraud_said("fraud.review_decided", transfer, "approved")])
+    transfer.refresh_from_db()
+    assert transfer.status == Transfer.Status.VALIDATED
 
 
 def test_a_posted_transfer_is_completed_with_the_journal_transaction_that_moved_it():

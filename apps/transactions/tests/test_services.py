@@ -1,4 +1,5 @@
-"""A transfer's states, one command at a time: initiated -> validated -> completed, or failed.
+"""A transfer's states, one command at a time: initiated -> validated (or review, then
+validated) -> completed, or failed.
 
 Each test lets the choreography stop where the command under test leaves it
 (`FINTECH_EVENT_DISPATCH=worker`: nothing continues the events it publishes), so every
@@ -110,50 +111,77 @@ class TestInitiate:
         assert not Transfer.objects.exists()
 
 
-class TestScreen:
-    def test_an_initiated_transfer_with_open_accounts_is_validated(self, pair):
+def screened(transfer: Transfer, decision: str = "approve") -> None:
+    services.transfers_screened(decisions={transfer.id: decision})
+
+
+class TestScreened:
+    def test_an_approved_transfer_with_open_accounts_is_validated(self, pair):
         transfer = initiated(*pair)
-        services.transfer_screen(transfer_id=transfer.id)
+        screened(transfer)
         assert stored(transfer).status == Transfer.Status.VALIDATED
         [data] = events_of(transfer, "transaction.validated")
         assert data["description"] == "rent"
 
     def test_screening_again_changes_nothing(self, pair):
         transfer = initiated(*pair)
-        services.transfer_screen(transfer_id=transfer.id)
-        services.transfer_screen(transfer_id=transfer.id)
+        screened(transfer)
+        screened(transfer, "reject")
         assert stored(transfer).status == Transfer.Status.VALIDATED
         assert len(events_of(transfer, "transaction.validated")) == 1
 
-    def test_an_account_blocked_since_initiation_fails_the_transfer(self, pair):
+    def test_an_account_blocked_since_initiation_fails_the_approved_transfer(self, pair):
         source, destination = pair
         transfer = initiated(source, destination)
         block(destination)
-        services.transfer_screen(transfer_id=transfer.id)
+        screened(transfer)
         failed = stored(transfer)
         assert (failed.status, failed.failure_code) == (Transfer.Status.FAILED, "account_blocked")
         assert [data["failure_code"] for data in events_of(transfer, "transaction.failed")] == ["account_blocked"]
         assert events_of(transfer, "transaction.validated") == []
 
-    def test_a_batch_screens_each_transfer_on_its_own(self, pair):
+    def test_a_rejected_transfer_fails(self, pair):
+        transfer = initiated(*pair)
+        screened(transfer, "reject")
+        assert (stored(transfer).status, stored(transfer).failure_code) == (Transfer.Status.FAILED, "fraud_rejected")
+
+    def test_a_transfer_held_for_review_waits_then_goes_the_analyst_s_way(self, pair):
+        source, destination = pair
+        approved, rejected, expired = (initiated(source, destination, amount=1_000) for _ in range(3))
+        for transfer in (approved, rejected, expired):
+            screened(transfer, "review")
+            assert stored(transfer).status == Transfer.Status.REVIEW
+            [data] = events_of(transfer, "transaction.held_for_review")
+            assert data["customer_id"] == str(source.customer_id)
+        services.transfers_reviewed(decisions={approved.id: "approved", rejected.id: "rejected", expired.id: "expired"})
+        assert stored(approved).status == Transfer.Status.VALIDATED
+        assert (stored(rejected).status, stored(rejected).failure_code) == ("failed", "fraud_rejected")
+        assert (stored(expired).status, stored(expired).failure_code) == ("failed", "review_expired")
+
+    def test_a_review_of_a_transfer_not_in_review_changes_nothing(self, pair):
+        transfer = initiated(*pair)
+        services.transfers_reviewed(decisions={transfer.id: "rejected"})
+        assert stored(transfer).status == Transfer.Status.INITIATED
+
+    def test_a_batch_is_judged_transfer_by_transfer(self, pair):
         source, destination = pair
         passing = initiated(source, destination)
         other_source = open_account(balance=5_000)
         failing = initiated(other_source, destination)
         block(other_source)
-        services.transfers_screen(transfer_ids=[passing.id, failing.id])
+        services.transfers_screened(decisions={passing.id: "approve", failing.id: "approve"})
         assert stored(passing).status == Transfer.Status.VALIDATED
         assert stored(failing).status == Transfer.Status.FAILED
 
     def test_an_unknown_transfer_is_not_found(self):
         with pytest.raises(TransferNotFound):
-            services.transfer_screen(transfer_id=uuid.uuid4())
+            services.transfers_screened(decisions={uuid.uuid4(): "approve"})
 
 
 class TestComplete:
     def test_a_posted_transfer_is_completed_with_its_journal_transaction(self, pair):
         transfer = initiated(*pair)
-        services.transfer_screen(transfer_id=transfer.id)
+        screened(transfer)
         journal_id = uuid.uuid4()
         services.transfer_complete(transfer_id=transfer.id, journal_transaction_id=journal_id)
         completed = stored(transfer)

@@ -87,14 +87,15 @@ def test_a_pyproject_without_the_contracts_is_refused():
 def test_registering_adds_one_line_each_after_the_other_contexts():
     settings = (ROOT / "config" / "settings.py").read_text()
     urls = (ROOT / "config" / "urls.py").read_text()
-    installed = shape.register_in_settings(settings, "fraud")
-    included = shape.register_in_urls(urls, "fraud")
+    installed = shape.register_in_settings(settings, "loyalty")
+    included = shape.register_in_urls(urls, "loyalty")
     assert installed.count("\n") == settings.count("\n") + 1
     installed_apps = settings[settings.index("INSTALLED_APPS = [") :].split("]", 1)[0]
     last_context = [line for line in installed_apps.splitlines() if line.strip().startswith('"apps.')][-1]
-    assert f'{last_context}\n    "apps.fraud",\n]' in installed
-    assert '    path("", include("apps.fraud.api.urls")),\n]' in included
-    assert shape.register_in_settings(installed, "fraud") == installed
+    assert f'{last_context}\n    "apps.loyalty",\n]' in installed
+    assert '    path("", include("apps.loyalty.api.urls")),\n]' in included
+    assert shape.register_in_settings(installed, "loyalty") == installed
+    assert shape.register_in_urls(included, "loyalty") == included
 
 
 @pytest.mark.parametrize("name", ["Fraud", "2fa", "fraud-review", "class", ""])
