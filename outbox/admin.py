@@ -6,27 +6,27 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from fintech.backoffice import ReadOnlyAdminMixin
+from fintech.backoffice import ReadOnly
 from outbox import dispatcher
 from outbox.models import DeadLetter, InboxRecord, OutboxEvent
 
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[OutboxEvent]):
+class OutboxEventAdmin(ReadOnly, admin.ModelAdmin[OutboxEvent]):
     list_display = ["id", "event_type", "aggregate_id", "created_at", "dispatched_at", "sent_at"]
     list_filter = ["event_type", ("dispatched_at", admin.EmptyFieldListFilter), ("sent_at", admin.EmptyFieldListFilter)]
     search_fields = ["=event_id", "=aggregate_id"]
 
 
 @admin.register(InboxRecord)
-class InboxRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[InboxRecord]):
+class InboxRecordAdmin(ReadOnly, admin.ModelAdmin[InboxRecord]):
     list_display = ["handler", "event_id", "handled_at"]
     list_filter = ["handler"]
     search_fields = ["=event_id"]
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[DeadLetter]):
+class DeadLetterAdmin(ReadOnly, admin.ModelAdmin[DeadLetter]):
     list_display = ["id", "event_type", "handler", "attempts", "created_at", "replayed_at"]
     list_filter = ["handler", "event_type", ("replayed_at", admin.EmptyFieldListFilter)]
     search_fields = ["=event_id"]
