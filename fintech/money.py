@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
+
+from fintech.errors import ValidationFailed
+
 # Minor-unit exponent per currency; the bank only moves the currencies it lists here.
 CURRENCY_EXPONENTS: dict[str, int] = {"BRL": 2, "USD": 2, "EUR": 2, "GBP": 2, "JPY": 0}
 
@@ -44,3 +48,26 @@ class Money:
         units, cents = divmod(abs(self.minor_units), 10**exponent) if exponent else (abs(self.minor_units), 0)
         fraction = f".{cents:0{exponent}d}" if exponent else ""
         return f"{sign}{units}{fraction} {self.currency}"
+
+
+def validate_amount(amount: object, currency: str) -> int:
+    """The contract's rules for an amount the bank is asked to move: a whole number of minor
+    units, > 0, <= FINTECH_MAX_AMOUNT, in a currency the bank moves. Every money-moving command
+    (transfers, deposits, payments) checks its input here."""
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise ValidationFailed("amount is a whole number of minor units.", errors={"amount": ["Must be an integer."]})
+    if amount <= 0:
+        raise ValidationFailed(
+            "amount must be greater than zero.", code="invalid_amount", errors={"amount": ["Must be > 0."]}
+        )
+    if amount > settings.FINTECH_MAX_AMOUNT:
+        raise ValidationFailed(
+            f"amount may not exceed {settings.FINTECH_MAX_AMOUNT}.",
+            code="amount_too_large",
+            errors={"amount": [f"Must be <= {settings.FINTECH_MAX_AMOUNT}."]},
+        )
+    if currency not in CURRENCY_EXPONENTS or currency not in settings.FINTECH_SUPPORTED_CURRENCIES:
+        raise ValidationFailed(
+            f"The bank does not move {currency}.", code="unsupported_currency", errors={"currency": ["Unsupported."]}
+        )
+    return amount

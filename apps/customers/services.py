@@ -8,11 +8,11 @@ from datetime import date, datetime
 from django.db import IntegrityError
 from django.utils import timezone
 
-from apps.customers.contacts import InvalidPhone, normalize_email, normalize_phone
-from apps.customers.documents import InvalidDocument, normalize_document
 from apps.customers.events import CustomerCreated, CustomerErased, CustomerRejected, CustomerVerified
 from apps.customers.models import ERASED_NAME, Customer
 from apps.customers.selectors import customer_exists_with_document, document_index
+from fintech.contacts import InvalidPhone, normalize_email, normalize_phone
+from fintech.documents import InvalidDocument, normalize_document
 from fintech.errors import Conflict, NotFound, ValidationFailed
 from fintech.events import rfc3339
 from outbox.publisher import publish

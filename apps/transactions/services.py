@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from django.conf import settings
 from django.db import IntegrityError
 from django.utils import timezone
 
@@ -23,7 +22,7 @@ from apps.transactions.events import (
 from apps.transactions.models import Deposit, Transfer
 from fintech.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from fintech.events import rfc3339
-from fintech.money import CURRENCY_EXPONENTS
+from fintech.money import validate_amount
 from fintech.sql import update_rows
 from outbox.publisher import publish
 from outbox.unit_of_work import unit_of_work
@@ -59,27 +58,6 @@ class DuplicateReference(Conflict):
     title = "A deposit with this reference already exists"
 
 
-def validate_money(amount: object, currency: str) -> int:
-    """The contract's rules for an amount: a whole number of minor units, > 0, <= the maximum."""
-    if isinstance(amount, bool) or not isinstance(amount, int):
-        raise ValidationFailed("amount is a whole number of minor units.", errors={"amount": ["Must be an integer."]})
-    if amount <= 0:
-        raise ValidationFailed(
-            "amount must be greater than zero.", code="invalid_amount", errors={"amount": ["Must be > 0."]}
-        )
-    if amount > settings.FINTECH_MAX_AMOUNT:
-        raise ValidationFailed(
-            f"amount may not exceed {settings.FINTECH_MAX_AMOUNT}.",
-            code="amount_too_large",
-            errors={"amount": [f"Must be <= {settings.FINTECH_MAX_AMOUNT}."]},
-        )
-    if currency not in CURRENCY_EXPONENTS or currency not in settings.FINTECH_SUPPORTED_CURRENCIES:
-        raise ValidationFailed(
-            f"The bank does not move {currency}.", code="unsupported_currency", errors={"currency": ["Unsupported."]}
-        )
-    return amount
-
-
 def _ensure_open(account: AccountSnapshot, role: str) -> None:
     if account.status == "blocked":
         raise AccountBlocked(f"The {role} account is blocked.")
@@ -104,7 +82,7 @@ def transfer_initiate(
     raises before anything is written.
     """
     now = now or timezone.now()
-    validate_money(amount, currency)
+    validate_amount(amount, currency)
     if from_account_id == to_account_id:
         raise ValidationFailed(
             "A transfer needs two different accounts.",
@@ -314,7 +292,7 @@ def deposit_make(
 ) -> Deposit:
     """Credit an account with money that came from outside, against the settlement account."""
     now = now or timezone.now()
-    validate_money(amount, currency)
+    validate_amount(amount, currency)
     reference = reference.strip()
     if not reference:
         raise ValidationFailed("A deposit needs a reference.", errors={"reference": ["This field is required."]})
