@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.ledger",
     "apps.transactions",
+    "apps.payments",
     "apps.audit",
 ]
 # Extra apps for the test suite only (a probe context that measures the event spine).
@@ -159,6 +160,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {"task": "outbox.tasks.sweep_outbox", "schedule": 5.0},
+    "flag-overdue-payments": {"task": "apps.payments.tasks.flag_overdue_payments", "schedule": 60.0},
     "purge-outbox": {"task": "outbox.tasks.purge_outbox", "schedule": 3600.0},
     "purge-idempotency-keys": {"task": "fintech.api.tasks.purge_idempotency_keys", "schedule": 3600.0},
 }
@@ -198,6 +200,32 @@ CASSANDRA_HOSTS = env_list("CASSANDRA_HOSTS")
 FINTECH_DEFAULT_CURRENCY = env_str("FINTECH_DEFAULT_CURRENCY", "BRL")
 FINTECH_SUPPORTED_CURRENCIES = env_list("FINTECH_SUPPORTED_CURRENCIES", "BRL,USD,EUR")
 FINTECH_MAX_AMOUNT = env_int("FINTECH_MAX_AMOUNT", 100_000_000)  # minor units: 1,000,000.00
+
+# --- Payments to and from other banks (apps/payments, fintech/payment_network.py) ------------
+# The bank's code at the central bank (8 digits): the payer of its payments, the creditor of credits.
+FINTECH_BANK_ISPB = env_str("FINTECH_BANK_ISPB", "99999999")
+# kafka: the payment network is outside; the relay ships payment.requested to it and the consumer
+#   group `payments` reads its answers (payment.processed) and credits (payment.received).
+# simulator-inline: a simulator of the network answers in this process (outbox/network_simulator/),
+#   so the embedded default settles a payment with no server at all. Refused in production.
+PAYMENT_NETWORK_MODES = ("kafka", "simulator-inline")
+FINTECH_PAYMENT_NETWORK = env_str(
+    "FINTECH_PAYMENT_NETWORK", "kafka" if KAFKA_BOOTSTRAP_SERVERS or PRODUCTION else "simulator-inline"
+)
+if FINTECH_PAYMENT_NETWORK not in PAYMENT_NETWORK_MODES:
+    raise ImproperlyConfigured(f"FINTECH_PAYMENT_NETWORK must be one of {', '.join(PAYMENT_NETWORK_MODES)}")
+# The keys shared with the network that seal a payment's beneficiary ("kid:base64-32-bytes,...", the
+# first seals); outside production, unset, a `dev` key generated once in this file.
+FINTECH_PAYMENT_NETWORK_KEYS = env_list("FINTECH_PAYMENT_NETWORK_KEYS")
+FINTECH_DEV_PAYMENT_NETWORK_KEY_PATH = env_str(
+    "FINTECH_DEV_PAYMENT_NETWORK_KEY_PATH", str(VAR_DIR / "dev-payment-network-key")
+)
+# A payment sent to the network and not answered within this long is flagged for operations.
+FINTECH_PAYMENT_ANSWER_TIMEOUT_SECONDS = env_int("FINTECH_PAYMENT_ANSWER_TIMEOUT_SECONDS", 600)
+# Where the in-process simulator writes the network's settlement file of each day ({date}: YYYY-MM-DD).
+FINTECH_PAYMENT_SIMULATOR_SETTLEMENT_FILE = env_str(
+    "FINTECH_PAYMENT_SIMULATOR_SETTLEMENT_FILE", str(VAR_DIR / "payment-network" / "settlement-{date}.csv")
+)
 
 # --- Identity -------------------------------------------------------------------------------
 OIDC_ISSUER = env_str("OIDC_ISSUER")
@@ -270,6 +298,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "EntrySideEnum": ["debit", "credit"],
         "CustomerOutputStatusEnum": "apps.customers.models.Customer.Status",
+        "PaymentStatusEnum": "apps.payments.models.Payment.Status",
+        "BeneficiaryKindEnum": "apps.payments.models.Payment.BeneficiaryKind",
+        "PaymentStepEnum": "apps.payments.models.PaymentStep.Step",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -347,9 +378,16 @@ def _refuse_insecure_production() -> None:
         problems.append("OIDC_ISSUER must name the identity provider (the dev issuer is refused)")
     if not env_str("DATABASE_URL"):
         problems.append("DATABASE_URL must point at PostgreSQL (SQLite is the embedded default only)")
-    from fintech.crypto.keyring import configuration_problems
+    from fintech.crypto.keyring import configuration_problems, shared_key_ring_problems
 
     problems.extend(configuration_problems(FINTECH_ENCRYPTION_KEYS, FINTECH_BLIND_INDEX_KEY))
+    if FINTECH_PAYMENT_NETWORK == "simulator-inline":
+        problems.append("FINTECH_PAYMENT_NETWORK=simulator-inline is a simulator: production pays through the network")
+    problems.extend(
+        shared_key_ring_problems(
+            FINTECH_PAYMENT_NETWORK_KEYS, setting="FINTECH_PAYMENT_NETWORK_KEYS", private_keys=FINTECH_ENCRYPTION_KEYS
+        )
+    )
     if problems:
         raise ImproperlyConfigured("Refusing to start in production: " + "; ".join(problems))
 

@@ -22,3 +22,8 @@ class OutboxConfig(AppConfig):
             # worker: `manage.py dispatch_events` finds them in the outbox
 
         unit_of_work.set_after_commit(after_commit)
+
+        if settings.FINTECH_PAYMENT_NETWORK == "simulator-inline":
+            from outbox.network_simulator import inline
+
+            inline.install()

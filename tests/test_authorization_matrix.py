@@ -15,9 +15,11 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 
 from apps.accounts import services as accounts
+from apps.payments import services as payments
 from apps.transactions import services as transactions
 from conftest import ALL_STAFF_SCOPES
 from tests.factories import deposit, open_account, pending_customer, verified_customer
+from tests.payments_support import ACCOUNT_BENEFICIARY
 
 pytestmark = pytest.mark.django_db
 
@@ -52,6 +54,7 @@ class World:
             "account_id": str(self.account.id),
             "transfer_id": str(self.transfer.id),
             "transaction_id": str(self.journal_id),
+            "payment_id": str(self.extra["payment"].id),
         }[name]
 
 
@@ -62,6 +65,10 @@ def _transfer_body(world: World) -> dict[str, Any]:
         "amount": 100,
         "currency": "BRL",
     }
+
+
+def _payment_body(world: World) -> dict[str, Any]:
+    return {"account_id": str(world.account.id), "amount": 100, "currency": "BRL", "beneficiary": ACCOUNT_BENEFICIARY}
 
 
 def _block(world: World) -> None:
@@ -99,6 +106,10 @@ MATRIX: dict[tuple[str, str], Rule] = {
         body=lambda w: {"account_id": str(w.account.id), "amount": 500, "currency": "BRL", "reference": "matrix"},
     ),
     ("GET", "/api/v1/ledger/transactions/{transaction_id}"): Rule(("ledger:read",), STAFF_ONLY),
+    # The contract names no payments:read: payments are the transfers that leave the bank.
+    ("GET", "/api/v1/payments"): Rule(("transfers:read",), LISTING),
+    ("POST", "/api/v1/payments"): Rule(("payments:write",), OWNER, 202, body=_payment_body),
+    ("GET", "/api/v1/payments/{payment_id}"): Rule(("transfers:read",), OWNER),
 }
 
 # Operations whose path parameter names a customer rather than the owner's account.
@@ -141,7 +152,10 @@ def world(settings) -> World:
 
     journal = JournalTransaction.objects.order_by("-posted_at").first()
     assert journal is not None
-    return World(owner, account, empty, other, pending_customer(), transfer, journal.id)
+    payment = payments.payment_initiate(
+        account_id=account.id, amount=100, currency="BRL", beneficiary=ACCOUNT_BENEFICIARY, initiated_by="owner"
+    )
+    return World(owner, account, empty, other, pending_customer(), transfer, journal.id, extra={"payment": payment})
 
 
 def url_for(world: World, method: str, template: str) -> str:

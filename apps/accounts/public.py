@@ -6,7 +6,20 @@ import uuid
 from dataclasses import dataclass
 
 from apps.accounts.models import BankAccount
-from apps.accounts.selectors import account_get, accounts_get
+from apps.accounts.selectors import account_get, account_get_by_number, accounts_get
+from apps.accounts.services import AccountCurrencyMismatch, AccountNotFound, BlockedAccount, ClosedAccount
+
+__all__ = [
+    "AccountCurrencyMismatch",
+    "AccountNotFound",
+    "AccountSnapshot",
+    "BlockedAccount",
+    "ClosedAccount",
+    "account_snapshot",
+    "account_snapshots",
+    "movable_account",
+    "movable_account_by_number",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +29,7 @@ class AccountSnapshot:
     currency: str
     status: str  # active, blocked or closed
     number: str
+    branch: str = ""
 
 
 def account_snapshot(account_id: uuid.UUID, *, lock: bool = False) -> AccountSnapshot | None:
@@ -34,6 +48,34 @@ def account_snapshots(account_ids: list[uuid.UUID], *, lock: bool = False) -> di
     }
 
 
+def movable_account(*, account_id: uuid.UUID, currency: str, customer_id: uuid.UUID | None = None) -> AccountSnapshot:
+    """The account, locked until the caller commits, when money in `currency` may move through it
+    now. Raises AccountNotFound (unknown, or not `customer_id`'s: a stranger learns nothing more),
+    BlockedAccount, ClosedAccount or AccountCurrencyMismatch, whose codes are the refusal's words."""
+    account = account_get(account_id=account_id, lock=True)
+    if account is None or (customer_id is not None and account.customer_id != customer_id):
+        raise AccountNotFound(f"No account {account_id}.")
+    return _movable(account, currency)
+
+
+def movable_account_by_number(*, branch: str, number: str, currency: str) -> AccountSnapshot:
+    """`movable_account` for an account named by its branch and number, as other banks name it."""
+    account = account_get_by_number(branch=branch, number=number, lock=True)
+    if account is None:
+        raise AccountNotFound("No account with this branch and number.")
+    return _movable(account, currency)
+
+
+def _movable(account: BankAccount, currency: str) -> AccountSnapshot:
+    if account.status == BankAccount.Status.BLOCKED:
+        raise BlockedAccount("The account is blocked.")
+    if account.status == BankAccount.Status.CLOSED:
+        raise ClosedAccount("The account is closed.")
+    if account.currency != currency:
+        raise AccountCurrencyMismatch(f"The account holds {account.currency}, not {currency}.")
+    return _snapshot(account)
+
+
 def _snapshot(account: BankAccount) -> AccountSnapshot:
     return AccountSnapshot(
         id=account.id,
@@ -41,4 +83,5 @@ def _snapshot(account: BankAccount) -> AccountSnapshot:
         currency=account.currency,
         status=account.status,
         number=account.number,
+        branch=account.branch,
     )

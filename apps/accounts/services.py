@@ -14,7 +14,7 @@ from apps.accounts.models import BankAccount
 from apps.accounts.numbers import new_account_number
 from apps.customers import public as customers
 from apps.ledger import public as ledger
-from fintech.errors import Conflict, NotFound, ValidationFailed
+from fintech.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from fintech.events import rfc3339
 from outbox.publisher import publish
 from outbox.unit_of_work import unit_of_work
@@ -23,6 +23,21 @@ from outbox.unit_of_work import unit_of_work
 class AccountNotFound(NotFound):
     code = "account_not_found"
     title = "Account not found"
+
+
+class BlockedAccount(Conflict):
+    code = "account_blocked"
+    title = "The account is blocked"
+
+
+class ClosedAccount(Conflict):
+    code = "account_closed"
+    title = "The account is closed"
+
+
+class AccountCurrencyMismatch(Unprocessable):
+    code = "currency_mismatch"
+    title = "The currency does not match the account"
 
 
 class CustomerNotFound(NotFound):

@@ -20,6 +20,7 @@ from apps.accounts.api.serializers import AccountOpenInput, AccountOutput, Accou
 from apps.accounts.models import BankAccount
 from apps.ledger import public as ledger
 from fintech.api.idempotency import idempotent
+from fintech.api.query import uuid_param
 from fintech.auth.permissions import current_principal, require_customer_access
 from fintech.errors import ValidationFailed
 
@@ -56,11 +57,7 @@ class AccountListOpenView(GenericAPIView[BankAccount]):
     )
     def get(self, request: Request) -> Response:
         principal = current_principal(request)
-        customer_filter = request.query_params.get("customer_id")
-        try:
-            customer_id = uuid.UUID(customer_filter) if customer_filter else None
-        except ValueError:
-            raise ValidationFailed("customer_id must be a UUID.", errors={"customer_id": ["Must be a UUID."]}) from None
+        customer_id = uuid_param(request, "customer_id")
         if principal.is_customer:
             customer_id = principal.customer_id
         accounts = selectors.account_list(customer_id=customer_id, status=request.query_params.get("status") or None)

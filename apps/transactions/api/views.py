@@ -13,13 +13,9 @@ from rest_framework.views import APIView
 from apps.transactions import selectors, services
 from apps.transactions.api.serializers import DepositInput, DepositOutput, TransferInput, TransferOutput
 from apps.transactions.models import Transfer
-from fintech.api.idempotency import idempotent
+from fintech.api.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
+from fintech.api.query import uuid_param
 from fintech.auth.permissions import current_principal
-from fintech.errors import ValidationFailed
-
-IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, required=True, description="Required: one effect per key."
-)
 
 
 def _transfer_response(transfer: Transfer) -> Response:
@@ -42,11 +38,7 @@ class TransferListCreateView(GenericAPIView[Transfer]):
     )
     def get(self, request: Request) -> Response:
         principal = current_principal(request)
-        raw_account = request.query_params.get("account_id")
-        try:
-            account_id = uuid.UUID(raw_account) if raw_account else None
-        except ValueError:
-            raise ValidationFailed("account_id must be a UUID.", errors={"account_id": ["Must be a UUID."]}) from None
+        account_id = uuid_param(request, "account_id")
         transfers = selectors.transfer_list(
             account_id=account_id,
             status=request.query_params.get("status") or None,
@@ -59,7 +51,7 @@ class TransferListCreateView(GenericAPIView[Transfer]):
         operation_id="transfers_create",
         request=TransferInput,
         responses={201: TransferOutput, 202: TransferOutput},
-        parameters=[IDEMPOTENCY_KEY],
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
     )
     @idempotent(required=True)
     def post(self, request: Request) -> Response:
@@ -99,7 +91,7 @@ class DepositCreateView(APIView):
         operation_id="deposits_create",
         request=DepositInput,
         responses={201: DepositOutput},
-        parameters=[IDEMPOTENCY_KEY],
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
     )
     @idempotent(required=True)
     def post(self, request: Request) -> Response:

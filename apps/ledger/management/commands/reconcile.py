@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -21,7 +20,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         report = reconcile_ledger(
-            chunk_size=options["chunk_size"], progress=ProgressBar(sys.stderr, quiet=options["quiet"])
+            chunk_size=options["chunk_size"], progress=ProgressBar(self.stderr, quiet=options["quiet"])
         )
         self.stdout.write(
             f"checked {report.journal_transactions_checked} journal transactions, {report.entries_checked} entries, "
