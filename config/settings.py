@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "django_prometheus",
     "fintech.api",
     "fintech.auth",
+    "fintech.serving",
     "outbox",
     "apps.customers",
     "apps.accounts",
@@ -81,6 +82,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "fintech.api.security.SecurityHeadersMiddleware",
+    "fintech.api.errors.ApiProblemsMiddleware",
     "fintech.observability.middleware.RequestContextMiddleware",
     "fintech.api.security.RequestBodyLimitMiddleware",
     "fintech.api.throttling.RateLimitHeadersMiddleware",
@@ -176,6 +178,8 @@ FINTECH_HANDLER_RETRY_MAX_SECONDS = float(env_str("FINTECH_HANDLER_RETRY_MAX_SEC
 # Events older than this that are still undispatched were left behind by a crash: the sweeper
 # picks them up. Younger ones are still being handled by the process that wrote them.
 FINTECH_SWEEP_GRACE_SECONDS = float(env_str("FINTECH_SWEEP_GRACE_SECONDS", "10"))
+# /readyz reports the dispatcher stalled (degraded) once an event has waited this long for a handler.
+FINTECH_DISPATCH_STALL_SECONDS = float(env_str("FINTECH_DISPATCH_STALL_SECONDS", "60"))
 KAFKA_BOOTSTRAP_SERVERS = env_str("KAFKA_BOOTSTRAP_SERVERS")
 KAFKA_TOPIC_PARTITIONS = env_int("KAFKA_TOPIC_PARTITIONS", 3)
 KAFKA_TOPIC_REPLICATION = env_int("KAFKA_TOPIC_REPLICATION", 1)
@@ -271,7 +275,9 @@ FINTECH_DEV_BLIND_INDEX_KEY_PATH = env_str("FINTECH_DEV_BLIND_INDEX_KEY_PATH", s
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["fintech.auth.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["fintech.auth.permissions.HasRequiredScopes"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["fintech.api.parsers.BankJSONParser"],
+    # OPTIONS is not an operation of the API: 405, not a description of the views.
+    "DEFAULT_METADATA_CLASS": None,
     "DEFAULT_RENDERER_CLASSES": ["fintech.api.renderers.BankJSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "fintech.api.pagination.BankCursorPagination",
     "DEFAULT_THROTTLE_CLASSES": ["fintech.api.throttling.BankRateThrottle"],
@@ -325,6 +331,44 @@ FINTECH_RATE_LIMIT_REDIS_RETRY_SECONDS = float(env_str("FINTECH_RATE_LIMIT_REDIS
 # How many reverse proxies in front of the bank append to X-Forwarded-For (0: none, use the peer).
 FINTECH_TRUSTED_PROXIES = env_int("FINTECH_TRUSTED_PROXIES", 0)
 
+# --- Serving (config/gunicorn.py; `manage.py serve_bank` supervises the processes) ----------
+# The web server: gunicorn, gthread workers. 0 workers: one per core this process may use.
+FINTECH_WEB_BIND = env_str("FINTECH_WEB_BIND", "127.0.0.1:8000")
+FINTECH_WEB_WORKERS = env_int("FINTECH_WEB_WORKERS", 0)
+FINTECH_WEB_THREADS = env_int("FINTECH_WEB_THREADS", 8)
+# Connections the kernel queues while every thread is busy (capped by net.core.somaxconn): a burst
+# waits for a thread instead of being reset.
+FINTECH_WEB_BACKLOG = env_int("FINTECH_WEB_BACKLOG", 2048)
+# The Kafka consumer groups (`manage.py consume --group G`) that run beside the web server when
+# KAFKA_BOOTSTRAP_SERVERS is set, e.g. "ledger,transactions".
+FINTECH_KAFKA_CONSUMER_GROUPS = env_list("FINTECH_KAFKA_CONSUMER_GROUPS")
+# Every long-running process of the bank: a name and its command line after the Python
+# interpreter, run from the project's root. `manage.py serve_bank` starts each, restarts one that
+# exits, and stops them all together; a context with a process of its own adds it here.
+FINTECH_PROCESSES: dict[str, list[str]] = {
+    "web": ["-m", "gunicorn", "--config", "python:config.gunicorn", "config.wsgi:application"],
+    # The sweeper: delivers what in-process dispatch left behind (crashes, retries that are due).
+    "dispatcher": ["manage.py", "dispatch_events"],
+    # Ships committed events to the sink (a log by default, Kafka with KAFKA_BOOTSTRAP_SERVERS).
+    "relay": ["manage.py", "relay_outbox"],
+    # Flags the payments the network has not answered in time (never returns them).
+    "overdue-payments": ["manage.py", "flag_overdue_payments", "--every", "60"],
+}
+if KAFKA_BOOTSTRAP_SERVERS:
+    FINTECH_PROCESSES |= {
+        f"consumer-{group}": ["manage.py", "consume", "--group", group] for group in FINTECH_KAFKA_CONSUMER_GROUPS
+    }
+    # The payment network is outside: its answers and its credits are read by the payments group
+    # (its screening steps run in process, so only the network's topics).
+    FINTECH_PROCESSES["consumer-payments"] = [
+        "manage.py",
+        "consume",
+        "--group",
+        "payments",
+        "--topics",
+        "payment.processed,payment.received",
+    ]
+
 # --- Static, i18n ---------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -346,7 +390,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # One line per request, from whichever server runs: gunicorn (`make run`) or runserver.
         "django.server": {"level": env_str("DJANGO_SERVER_LOG_LEVEL", "INFO")},
+        "gunicorn.access": {"level": env_str("DJANGO_SERVER_LOG_LEVEL", "INFO"), "propagate": True},
+        # gunicorn gives its loggers their own plain-text handlers; these send them to the JSON one.
+        "gunicorn.error": {"level": LOG_LEVEL, "propagate": True},
     },
 }
 
@@ -354,7 +402,12 @@ LOGGING = {
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("FINTECH_MAX_BODY_BYTES", 64 * 1024)
+# fintech.api.security.RequestBodyLimitMiddleware refuses larger bodies with 413 before they
+# are read: FINTECH_MAX_BODY_BYTES everywhere but the paths with a limit of their own (a batch
+# of up to 1,000 transfers is about 200 KB of JSON). Django's own cap only backs it up.
+FINTECH_MAX_BODY_BYTES = env_int("FINTECH_MAX_BODY_BYTES", 64 * 1024)
+FINTECH_BODY_LIMIT_OVERRIDES = {"/api/v1/transfers/batch": env_int("FINTECH_MAX_BATCH_BODY_BYTES", 1024 * 1024)}
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(FINTECH_MAX_BODY_BYTES, *FINTECH_BODY_LIMIT_OVERRIDES.values())
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

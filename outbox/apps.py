@@ -23,6 +23,15 @@ class OutboxConfig(AppConfig):
 
         unit_of_work.set_after_commit(after_commit)
 
+        from prometheus_client import REGISTRY
+
+        from fintech.api.health import add_readiness_check
+        from outbox.health import BacklogCollector, dispatcher_check
+
+        add_readiness_check("dispatcher", dispatcher_check)
+        if not any(isinstance(c, BacklogCollector) for c in list(REGISTRY._collector_to_names)):
+            REGISTRY.register(BacklogCollector())
+
         if settings.FINTECH_PAYMENT_NETWORK == "simulator-inline":
             from outbox.network_simulator import inline
 

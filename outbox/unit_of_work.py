@@ -35,10 +35,12 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import connections, transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from fintech import bus
 from fintech.events import ReceivedEvent, upcast
+from fintech.sql import insert_rows
 from outbox.metrics import CHOREOGRAPHY_DEFERRED, EVENTS_HANDLED
 from outbox.models import InboxRecord, OutboxEvent
 
@@ -46,8 +48,18 @@ logger = logging.getLogger(__name__)
 
 # More steps than this in one unit is a loop between handlers, not a choreography.
 MAX_STEPS_PER_UNIT = 50_000
-# Rows per INSERT: PostgreSQL takes at most 65,535 parameters in one statement.
-WRITE_BATCH_ROWS = 2_000
+# What a unit writes of an event; `txid` takes the database's default (the writing transaction).
+OUTBOX_COLUMNS = (
+    "event_id",
+    "event_type",
+    "schema_version",
+    "source",
+    "aggregate_id",
+    "envelope",
+    "headers",
+    "created_at",
+    "dispatched_at",
+)
 
 
 class ChoreographyLoop(RuntimeError):
@@ -151,6 +163,7 @@ def set_after_commit(hook: AfterCommit) -> None:
 
 
 E = TypeVar("E")
+M = TypeVar("M", bound=Model)
 
 
 def grouped(events: Iterable[E], key: Callable[[E], str]) -> dict[str, list[E]]:
@@ -170,6 +183,7 @@ class UnitOfWork:
         self.published: list[PendingEvent] = []
         self.applied: list[tuple[str, uuid.UUID]] = []  # (handler, event id) of steps run here
         self.delivered: list[int] = []  # rows written earlier that this unit delivered
+        self.seen: dict[tuple[type[Model], object], Model] = {}
         self._callbacks: list[Any] | None = None
         self._alive: set[int] = set()
         self._counted = 0
@@ -179,6 +193,18 @@ class UnitOfWork:
     def collect(self, event: PendingEvent) -> None:
         transaction.on_commit(event, using=self.using)
         self.published.append(event)
+
+    def remember(self, instance: Model) -> None:
+        """Keep `instance` as this unit's copy of its row: a row this transaction created (or
+        locked), which no other transaction can change before the commit. Steps that load it
+        again take this copy instead of a SELECT ... FOR UPDATE (Cosmic Python's `seen`), and
+        the command that created it returns it as the choreography left it. Only the context
+        that owns the model remembers its instances, and every write of it keeps the copy right."""
+        self.seen[(type(instance), instance.pk)] = instance
+
+    def remembered(self, model: type[M], pk: object) -> M | None:
+        instance = self.seen.get((model, pk))
+        return instance if isinstance(instance, model) else None
 
     def delivered_rows(self, row_ids: Iterable[int]) -> None:
         """Rows of events written earlier that this unit has delivered to every subscriber:
@@ -230,6 +256,8 @@ class UnitOfWork:
                     if len(applied) > MAX_STEPS_PER_UNIT:
                         raise ChoreographyLoop(f"more than {MAX_STEPS_PER_UNIT} steps in one unit of work")
         except Exception as error:  # noqa: BLE001 - any step error leaves the events to the dispatcher
+            for instance in self.seen.values():
+                instance.refresh_from_db()  # the steps' changes were rolled back with them
             CHOREOGRAPHY_DEFERRED.inc()
             logger.warning(
                 "a choreography step failed; the dispatcher delivers its events after the commit",
@@ -255,13 +283,14 @@ class UnitOfWork:
             if not finished:
                 waiting.append(event)
         if rows:
-            OutboxEvent.objects.using(self.using).bulk_create(rows, batch_size=WRITE_BATCH_ROWS)
+            insert_rows(OutboxEvent, OUTBOX_COLUMNS, rows, returning_pk=True)
             for event, row in zip(events, rows, strict=True):
                 event.row_id = row.pk
         if self.applied:
-            InboxRecord.objects.using(self.using).bulk_create(
-                (InboxRecord(handler=name, event_id=event_id, handled_at=now) for name, event_id in self.applied),
-                batch_size=WRITE_BATCH_ROWS,
+            insert_rows(
+                InboxRecord,
+                ("handler", "event_id", "handled_at"),
+                [InboxRecord(handler=name, event_id=event_id, handled_at=now) for name, event_id in self.applied],
             )
         if self.delivered:
             mark_dispatched(self.delivered, now=now, using=self.using)

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.django_db
 STAFF_ONLY = "staff-only"  # customer tokens are refused (403) even with the scope
 OWNER = "owner"  # another customer's resource answers 404
 LISTING = "listing"  # a customer sees only its own items
+OWNER_PER_ITEM = "owner-per-item"  # a batch: 207, and each item naming another customer's account answers 404
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,12 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/transfers"): Rule(("transfers:read",), LISTING),
     ("POST", "/api/v1/transfers"): Rule(("transfers:write",), OWNER, 202, body=_transfer_body),
     ("GET", "/api/v1/transfers/{transfer_id}"): Rule(("transfers:read",), OWNER),
+    ("POST", "/api/v1/transfers/batch"): Rule(
+        ("transfers:write",),
+        OWNER_PER_ITEM,
+        207,
+        body=lambda w: {"transfers": [{"id": str(uuid.uuid4()), **_transfer_body(w)}]},
+    ),
     ("POST", "/api/v1/deposits"): Rule(
         ("deposits:write",),
         STAFF_ONLY,
@@ -207,6 +214,9 @@ def test_each_operation_serves_only_the_right_caller(method, template, world, cl
         assert response.status_code == 403, response.content
     elif rule.access == OWNER:
         assert response.status_code == 404, response.content
+    elif rule.access == OWNER_PER_ITEM:
+        assert response.status_code == 207, response.content
+        assert {item["status"] for item in response.json()["results"]} == {404}, response.content
     else:
         assert response.status_code == 200
         assert str(world.owner.id) not in response.content.decode()
@@ -219,5 +229,7 @@ def test_each_operation_serves_only_the_right_caller(method, template, world, cl
         right = client_with(" ".join(rule.scopes), customer_id=world.owner.id)
     response = call(right, method, url, body)
     assert response.status_code == rule.success, response.content
+    if rule.access == OWNER_PER_ITEM:
+        assert {item["status"] for item in response.json()["results"]} <= {201, 202}, response.content
     if rule.access == LISTING:
         assert str(world.owner.id) in response.content.decode() or str(world.account.id) in response.content.decode()

@@ -325,3 +325,13 @@ def test_the_container_runs_as_a_non_root_user():
     words = ast.literal_eval(cmd)
     assert words[:2] == ["gunicorn", "config.wsgi:application"]
     assert words[words.index("--bind") + 1] == "0.0.0.0:8000"
+
+
+def test_the_web_container_and_the_image_run_gunicorn_with_the_banks_configuration(services):
+    """The same server as `make run` (config/gunicorn.py), its size left to the configuration."""
+    image_cmd = ast.literal_eval([rest for keyword, rest in dockerfile_instructions() if keyword == "CMD"][-1])
+    for words in (argv(services["web"]["command"]), image_cmd):
+        assert words[:2] == ["gunicorn", "config.wsgi:application"]
+        assert words[words.index("--config") + 1] == "python:config.gunicorn"
+        assert not {"--workers", "-w", "--threads", "--worker-class", "-k"} & set(words), "sized in config/gunicorn.py"
+    assert importlib.import_module("config.gunicorn").worker_class == "gthread"

@@ -3,6 +3,7 @@
 import json
 import textwrap
 import threading
+import uuid
 
 import pytest
 from django.core.management import call_command
@@ -398,3 +399,56 @@ def test_housekeeping_removes_only_what_has_done_its_job(settings):
     report = purge()
     assert report.outbox_events == 1
     assert set(OutboxEvent.objects.values_list("pk", flat=True)) == {unsent.pk, undispatched.pk}
+
+
+def test_an_event_published_in_a_savepoint_that_rolls_back_is_forgotten_with_it():
+    """Inside a unit of work events are written when it finishes: one published in a savepoint
+    that rolled back must not be, one published beside it must."""
+    from apps.customers.events import CustomerVerified
+    from outbox.publisher import publish
+    from outbox.unit_of_work import unit_of_work
+
+    def verified(reviewer: str) -> CustomerVerified:
+        return CustomerVerified(customer_id=str(uuid.uuid4()), reviewed_by=reviewer, verified_at="2026-01-01T00:00:00Z")
+
+    with unit_of_work():
+        publish(verified("kept-before"))
+        try:
+            with transaction.atomic():
+                publish(verified("rolled-back"))
+                raise RuntimeError("the savepoint rolls back")
+        except RuntimeError:
+            pass
+        publish(verified("kept-after"))
+    reviewers = [e.envelope["data"]["reviewed_by"] for e in OutboxEvent.objects.order_by("id")]
+    assert reviewers == ["kept-before", "kept-after"]
+
+
+def test_a_consumer_group_applies_its_own_contexts_handlers_only(settings):
+    """A Kafka consumer of the `transactions` group runs transactions.* handlers; the events they
+    publish go to the outbox for the other groups, even when this process dispatches inline."""
+    from apps.ledger.models import Hold
+    from apps.transactions import services as transfers
+    from apps.transactions.models import Transfer
+    from fintech import bus
+    from tests.factories import open_account
+
+    source, destination = open_account(balance=1_000), open_account()
+    settings.FINTECH_EVENT_DISPATCH = "worker"  # accepted, nothing continues
+    transfer = transfers.transfer_initiate(
+        from_account_id=source.id, to_account_id=destination.id, amount=100, currency="BRL", initiated_by="probe"
+    )
+    initiated = OutboxEvent.objects.get(event_type="transaction.initiated")
+
+    settings.FINTECH_EVENT_DISPATCH = "inline"  # what the web process would do: irrelevant to a consumer
+    screening = bus.subscription_named("transactions.screen_transfer")
+    assert screening is not None
+    event = dispatcher.received_from_envelope(initiated.envelope, initiated.headers)
+    assert dispatcher.run_handler(screening, event, after_commit=False) is True
+
+    transfer.refresh_from_db()
+    assert transfer.status == Transfer.Status.VALIDATED
+    validated = OutboxEvent.objects.get(event_type="transaction.validated")
+    assert validated.dispatched_at is None  # left for the ledger's group
+    assert not InboxRecord.objects.filter(event_id=validated.event_id).exists()
+    assert Hold.objects.get(hold_key=f"transfer:{transfer.id}").status == Hold.Status.ACTIVE

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,45 @@ def test_readiness_fails_when_the_broker_is_unreachable(anonymous, settings):
     response = anonymous.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["broker"]["ok"] is False
+
+
+def test_readiness_and_metrics_show_a_stalled_dispatcher(anonymous, settings):
+    from datetime import timedelta
+
+    from django.db import transaction
+    from django.utils import timezone
+
+    from apps.customers.events import CustomerVerified
+    from outbox.models import OutboxEvent
+    from outbox.publisher import publish
+
+    settings.FINTECH_EVENT_DISPATCH = "worker"  # nobody delivers: the event waits
+    with transaction.atomic():
+        publish(
+            CustomerVerified(customer_id=str(uuid.uuid4()), reviewed_by="probe", verified_at="2026-01-01T00:00:00Z")
+        )
+    OutboxEvent.objects.update(dispatched_at=None)  # waiting for a handler
+    body = anonymous.get("/readyz").json()
+    assert body["status"] == "ready"
+    assert body["checks"]["dispatcher"]["undelivered_events"] == 1
+
+    OutboxEvent.objects.update(
+        created_at=timezone.now() - timedelta(seconds=settings.FINTECH_DISPATCH_STALL_SECONDS + 30)
+    )
+    response = anonymous.get("/readyz")
+    assert response.status_code == 200  # the bank still takes requests: degraded, not unready
+    assert response.json()["status"] == "degraded"
+    dispatcher = response.json()["checks"]["dispatcher"]
+    assert dispatcher["ok"] is False
+    assert dispatcher["oldest_undelivered_seconds"] >= settings.FINTECH_DISPATCH_STALL_SECONDS + 30
+    metrics = anonymous.get("/metrics").content.decode()
+    age = next(
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("fintech_outbox_oldest_undelivered_seconds ")
+    )
+    assert age >= settings.FINTECH_DISPATCH_STALL_SECONDS + 30
+    assert "fintech_outbox_undelivered_events 1.0" in metrics
 
 
 def test_metrics_are_exposed_for_prometheus(anonymous, staff):

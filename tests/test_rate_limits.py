@@ -203,7 +203,7 @@ def test_a_body_over_the_limit_is_refused_with_413_before_it_is_parsed(staff):
 
 @pytest.mark.django_db
 def test_a_body_under_the_limit_is_read_as_usual(staff, settings):
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 200_000
+    settings.FINTECH_MAX_BODY_BYTES = 200_000
     body = json.dumps({"name": "x" * 100_000, "email": "big@example.com", "document": "52998224725"})
     response = staff.post("/api/v1/customers", body, content_type="application/json")
     assert response.status_code == 400  # the serializer's own length rule, not the size cap

@@ -480,10 +480,14 @@ def test_one_idempotency_key_sent_by_ten_clients_at_once_moves_money_once(client
     accepted = [r for r in responses if r.status_code in (201, 202)]
     originals = [r for r in accepted if r.get("Idempotent-Replayed") != "true"]
     assert len(originals) == 1, statuses
-    assert {r.json()["id"] for r in accepted} == {originals[0].json()["id"]}
+    original = originals[0]
+    for response in accepted:
+        # A replay is the original response: the same status and the same body.
+        assert (response.status_code, response.json()) == (original.status_code, original.json())
     for response in responses:
         if response.status_code == 409:
             assert_problem(response, 409, "idempotency_request_in_progress")
+            assert int(response["Retry-After"]) >= 1
 
     transfer = Transfer.objects.get()
     assert str(transfer.id) == originals[0].json()["id"]
@@ -493,10 +497,47 @@ def test_one_idempotency_key_sent_by_ten_clients_at_once_moves_money_once(client
     assert (ledger_of(source).balance, ledger_of(destination).balance) == (FUNDS - AMOUNT, AMOUNT)
     assert_books_reconcile()
 
-    # Once the first has finished, the same key answers with the same transfer, not a new one.
+    # Once the first has finished, the same key answers with the same response, not a new transfer.
     late = clients[0].post("/api/v1/transfers", body, format="json", HTTP_IDEMPOTENCY_KEY=key)
     assert late.status_code == 201
     assert late["Idempotent-Replayed"] == "true"
     assert late.json()["id"] == str(transfer.id)
     assert late.json()["status"] == "completed"
     assert Transfer.objects.count() == 1
+
+
+CRASH_AFTER_RESERVING = """
+import json, os
+from rest_framework.test import APIClient
+from apps.transactions import services
+from fintech.auth.tokens import issue_dev_token
+
+
+def die(**kwargs):
+    os._exit(17)  # the key is reserved (committed), the transfer never commits
+
+
+services.transfer_initiate = die
+client = APIClient()
+client.credentials(HTTP_AUTHORIZATION="Bearer " + issue_dev_token(subject="staff-tester", scopes="transfers:write"))
+client.post("/api/v1/transfers", json.loads({body!r}), format="json", HTTP_IDEMPOTENCY_KEY={key!r})
+"""
+
+
+@pytest.mark.postgres
+def test_a_key_whose_request_died_is_taken_over_at_once(staff):
+    """The process that reserved a key died mid-request: its database session ended, and with it
+    the key's lock, so the client's retry goes through at once instead of waiting the lock out."""
+    import json
+
+    source, destination = open_account(balance=FUNDS), open_account()
+    key, body = str(uuid.uuid4()), transfer_body(source, destination, AMOUNT)
+    crash = run_python(textwrap.dedent(CRASH_AFTER_RESERVING.format(body=json.dumps(body), key=key)))
+    assert crash.returncode == 17, crash.stderr[-3000:]
+    assert IdempotencyRecord.objects.get(key=key).state == IdempotencyRecord.State.IN_PROGRESS
+    assert not Transfer.objects.exists()
+
+    retry = staff.post("/api/v1/transfers", body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    assert retry.status_code == 201, retry.content
+    assert retry.get("Idempotent-Replayed") is None
+    assert_transfers_posted_once([Transfer.objects.get()])

@@ -16,9 +16,11 @@ from datetime import datetime
 
 from apps.ledger import selectors, services
 from apps.ledger.errors import InsufficientFunds, LedgerCurrencyMismatch
+from fintech.errors import DomainError
 
 __all__ = [
     "Balance",
+    "HoldWanted",
     "InsufficientFunds",
     "LedgerCurrencyMismatch",
     "StatementLine",
@@ -31,6 +33,7 @@ __all__ = [
     "payment_settle",
     "payments_send",
     "place_hold",
+    "place_holds",
     "statement",
 ]
 
@@ -81,6 +84,34 @@ def place_hold(
         currency=currency,
         hold_key=services.hold_key(operation, operation_id),
     ).id
+
+
+@dataclass(frozen=True, slots=True)
+class HoldWanted:
+    """One hold of `place_holds`: money of bank account `account_id` set aside for an operation."""
+
+    account_id: uuid.UUID
+    amount: int
+    currency: str
+    operation: str
+    operation_id: uuid.UUID
+
+
+def place_holds(holds: list[HoldWanted]) -> list[uuid.UUID | DomainError]:
+    """Set money aside for many operations at once; per hold, in order, the hold's id or the
+    refusal (InsufficientFunds, LedgerCurrencyMismatch, ...). One refusal leaves the others."""
+    outcomes = services.holds_place(
+        [
+            services.HoldRequest(
+                owner_ref=hold.account_id,
+                amount=hold.amount,
+                currency=hold.currency,
+                hold_key=services.hold_key(hold.operation, hold.operation_id),
+            )
+            for hold in holds
+        ]
+    )
+    return [outcome if isinstance(outcome, DomainError) else outcome.id for outcome in outcomes]
 
 
 def deposit(*, account_id: uuid.UUID, amount: int, currency: str, posting_key: str, reference: str) -> uuid.UUID:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError
@@ -20,11 +21,12 @@ from apps.transactions.events import (
     TransactionValidated,
 )
 from apps.transactions.models import Deposit, Transfer
-from fintech.errors import Conflict, NotFound, Unprocessable, ValidationFailed
+from fintech.errors import Conflict, DomainError, NotFound, Unprocessable, ValidationFailed
 from fintech.events import rfc3339
 from fintech.money import validate_amount
 from fintech.sql import update_rows
 from outbox.publisher import publish
+from outbox.unit_of_work import current as current_unit
 from outbox.unit_of_work import unit_of_work
 
 
@@ -89,7 +91,7 @@ def transfer_initiate(
             code="same_account",
             errors={"to_account_id": ["Must differ from from_account_id."]},
         )
-    with unit_of_work():
+    with unit_of_work() as uow:
         # Lock both accounts (in id order, in one statement) so neither can be blocked or
         # closed before this commits.
         snapshots = accounts.account_snapshots([from_account_id, to_account_id], lock=True)
@@ -116,6 +118,7 @@ def transfer_initiate(
             created_at=now,
             updated_at=now,
         )
+        uow.remember(transfer)  # the steps below this unit update it: the caller gets it as they left it
         ledger.place_hold(
             account_id=source.id, amount=amount, currency=currency, operation="transfer", operation_id=transfer.id
         )
@@ -138,8 +141,17 @@ def transfer_initiate(
 
 
 def _transfers_for_update(transfer_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Transfer]:
-    """The transfers, locked in id order, in one statement; every one must exist."""
-    found = {t.id: t for t in Transfer.objects.select_for_update().filter(pk__in=set(transfer_ids)).order_by("id")}
+    """The transfers, locked in id order, in one statement; every one must exist. Transfers this
+    unit of work created are taken as it holds them (nobody else can see them yet)."""
+    uow = current_unit()
+    found: dict[uuid.UUID, Transfer] = {}
+    for transfer_id in transfer_ids:
+        seen = uow.remembered(Transfer, transfer_id) if uow is not None else None
+        if seen is not None:
+            found[transfer_id] = seen
+    wanted = set(transfer_ids) - set(found)
+    if wanted:
+        found.update((t.id, t) for t in Transfer.objects.select_for_update().filter(pk__in=wanted).order_by("id"))
     missing = [transfer_id for transfer_id in transfer_ids if transfer_id not in found]
     if missing:
         raise TransferNotFound(f"No transfer {missing[0]}.")
@@ -339,3 +351,182 @@ def deposit_make(
     except IntegrityError:
         # Two deposits with one reference raced past the check above.
         raise DuplicateReference(f"A deposit with reference {reference!r} already exists.") from None
+
+
+class DuplicateItem(ValidationFailed):
+    code = "duplicate_item"
+    title = "The batch names this transfer id twice"
+
+
+class TransferIdReused(Unprocessable):
+    code = "idempotency_key_reuse"
+    title = "This transfer id was already used for another transfer"
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRequest:
+    """One transfer of a batch. Its `id`, chosen by the client, is its idempotency key."""
+
+    id: uuid.UUID
+    from_account_id: uuid.UUID
+    to_account_id: uuid.UUID
+    amount: int
+    currency: str
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItemOutcome:
+    """What became of one transfer of a batch: the transfer (created now, or `replayed` when the
+    same id and body came before), or the refusal."""
+
+    id: uuid.UUID
+    transfer: Transfer | None = None
+    replayed: bool = False
+    error: DomainError | None = None
+
+
+def _refusal(
+    request: TransferRequest, on_behalf_of: uuid.UUID | None, snapshots: dict[uuid.UUID, AccountSnapshot]
+) -> DomainError | None:
+    """Why this transfer is refused before any money is held, or None."""
+    try:
+        validate_amount(request.amount, request.currency)
+    except DomainError as error:
+        return error
+    if request.from_account_id == request.to_account_id:
+        return ValidationFailed("A transfer needs two different accounts.", code="same_account")
+    source, destination = snapshots.get(request.from_account_id), snapshots.get(request.to_account_id)
+    if source is None or (on_behalf_of is not None and source.customer_id != on_behalf_of):
+        return AccountNotFound(f"No account {request.from_account_id}.")
+    if destination is None:
+        return AccountNotFound(f"No account {request.to_account_id}.")
+    if source.currency != request.currency or destination.currency != request.currency:
+        return CurrencyMismatch(
+            f"The transfer is in {request.currency}; the accounts hold {source.currency} and {destination.currency}."
+        )
+    try:
+        _ensure_open(source, "source")
+        _ensure_open(destination, "destination")
+    except DomainError as error:
+        return error
+    return None
+
+
+def _same_transfer(transfer: Transfer, request: TransferRequest) -> bool:
+    return (
+        transfer.from_account_id,
+        transfer.to_account_id,
+        transfer.amount,
+        transfer.currency,
+        transfer.description,
+    ) == (
+        request.from_account_id,
+        request.to_account_id,
+        request.amount,
+        request.currency,
+        request.description,
+    )
+
+
+def transfers_initiate(
+    *,
+    requests: Sequence[TransferRequest],
+    initiated_by: str,
+    on_behalf_of: uuid.UUID | None = None,
+    now: datetime | None = None,
+) -> list[BatchItemOutcome]:
+    """Accept many transfers at once, each accepted or refused on its own, with set-based SQL:
+    the accounts are locked and the holds placed for the whole batch in a handful of statements,
+    and the choreography's steps take the batch's events together.
+
+    Per request, in order: the transfer (replayed when its id was already used for the same
+    transfer), or the refusal (the same codes as one transfer, plus `duplicate_item` and
+    `idempotency_key_reuse`). Refusals write nothing.
+    """
+    now = now or timezone.now()
+    outcomes: dict[int, BatchItemOutcome] = {}
+    seen: set[uuid.UUID] = set()
+    for index, request in enumerate(requests):
+        if request.id in seen:
+            outcomes[index] = BatchItemOutcome(
+                id=request.id, error=DuplicateItem(f"Transfer {request.id} appears twice.")
+            )
+        seen.add(request.id)
+    with unit_of_work() as uow:
+        earlier = {t.id: t for t in Transfer.objects.filter(pk__in=seen)}
+        wanted = [(i, r) for i, r in enumerate(requests) if i not in outcomes]
+        for index, request in wanted:
+            before = earlier.get(request.id)
+            if before is not None:
+                outcomes[index] = (
+                    BatchItemOutcome(id=request.id, transfer=before, replayed=True)
+                    if _same_transfer(before, request)
+                    else BatchItemOutcome(id=request.id, error=TransferIdReused(f"Transfer {request.id} exists."))
+                )
+        fresh = [(i, r) for i, r in wanted if i not in outcomes]
+        # Lock every account the batch names (in id order, one statement) so none can be
+        # blocked or closed before this commits.
+        snapshots = accounts.account_snapshots(
+            [a for _, r in fresh for a in (r.from_account_id, r.to_account_id)], lock=True
+        )
+        holdable = []
+        for index, request in fresh:
+            refusal = _refusal(request, on_behalf_of, snapshots)
+            if refusal is None:
+                holdable.append((index, request))
+            else:
+                outcomes[index] = BatchItemOutcome(id=request.id, error=refusal)
+        held = ledger.place_holds(
+            [
+                ledger.HoldWanted(
+                    account_id=r.from_account_id,
+                    amount=r.amount,
+                    currency=r.currency,
+                    operation="transfer",
+                    operation_id=r.id,
+                )
+                for _, r in holdable
+            ]
+        )
+        created = []
+        for (index, request), hold in zip(holdable, held, strict=True):
+            if isinstance(hold, DomainError):
+                outcomes[index] = BatchItemOutcome(id=request.id, error=hold)
+                continue
+            source, destination = snapshots[request.from_account_id], snapshots[request.to_account_id]
+            transfer = Transfer(
+                id=request.id,
+                from_account_id=source.id,
+                to_account_id=destination.id,
+                from_customer_id=source.customer_id,
+                to_customer_id=destination.customer_id,
+                amount=request.amount,
+                currency=request.currency,
+                description=request.description,
+                initiated_by=initiated_by,
+                created_at=now,
+                updated_at=now,
+            )
+            created.append(transfer)
+            outcomes[index] = BatchItemOutcome(id=request.id, transfer=transfer)
+        Transfer.objects.bulk_create(created)
+        for transfer in created:
+            uow.remember(transfer)
+            publish(
+                TransactionInitiated(
+                    transfer_id=str(transfer.id),
+                    from_account_id=str(transfer.from_account_id),
+                    to_account_id=str(transfer.to_account_id),
+                    amount=transfer.amount,
+                    currency=transfer.currency,
+                    customer_id=str(transfer.from_customer_id),
+                    description=transfer.description,
+                    initiated_at=rfc3339(now),
+                    to_customer_id=str(transfer.to_customer_id),
+                    initiated_by_customer=on_behalf_of is not None,
+                ),
+                occurred_at=now,
+            )
+    # The created transfers are as the choreography's steps left them (remembered by the unit).
+    return [outcomes[index] for index in range(len(requests))]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -66,6 +69,14 @@ def _drf_code(exc: drf.APIException) -> str:
     return str(exc.default_code)
 
 
+def domain_problem(error: DomainError) -> dict[str, Any]:
+    """The problem details of a business rule's refusal (also one item of a batch's answer)."""
+    errors = error.errors if isinstance(error, ValidationFailed) else None
+    return problem(
+        status=error.status, code=error.code, title=error.title, detail=error.detail, errors=errors, **error.extra
+    )
+
+
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's EXCEPTION_HANDLER: domain errors, DRF errors and Django's 404/403 as problems."""
     headers: dict[str, str] = {}
@@ -75,9 +86,10 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         exc = drf.PermissionDenied()
 
     if isinstance(exc, DomainError):
-        errors = exc.errors if isinstance(exc, ValidationFailed) else None
-        body = problem(status=exc.status, code=exc.code, title=exc.title, detail=exc.detail, errors=errors, **exc.extra)
-        return Response(body, status=exc.status)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        return Response(domain_problem(exc), status=exc.status, headers=headers)
 
     if isinstance(exc, drf.ValidationError):
         errors = _flatten(exc.detail)
@@ -101,6 +113,16 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         detail = exc.detail if isinstance(exc.detail, str) else "; ".join(_flatten(exc.detail))
         body = problem(status=status, code=_drf_code(exc), title=_TITLES.get(status, "Error"), detail=str(detail))
         return Response(body, status=status, headers=headers)
+
+    if isinstance(exc, DATABASE_AWAY):
+        logger.warning("database unavailable", extra={"error": str(exc).strip()[:300]})
+        body = problem(
+            status=503,
+            code="service_unavailable",
+            title="Service unavailable",
+            detail="The bank's database is unavailable; retry shortly.",
+        )
+        return Response(body, status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
     # Anything else is a bug: log it whole, answer without a trace of it.
     request = context.get("request")
@@ -126,5 +148,40 @@ def not_found_view(request: HttpRequest, exception: Exception | None = None) -> 
     return _problem_response(404, "not_found", "Not found", "No resource at this address.")
 
 
+# A lost database (restarting, failing over, unreachable) is not a bug of the request: the
+# client is told to come back, as it would be by a load balancer with no healthy backend.
+DATABASE_AWAY = (OperationalError, InterfaceError)
+RETRY_AFTER_SECONDS = 5
+
+
+def service_unavailable() -> HttpResponse:
+    response = _problem_response(
+        503, "service_unavailable", "Service unavailable", "The bank's database is unavailable; retry shortly."
+    )
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def server_error_view(request: HttpRequest) -> HttpResponse:
+    # Django calls this while the exception is being handled, so it can still be seen.
+    if isinstance(sys.exc_info()[1], DATABASE_AWAY):
+        return service_unavailable()
     return _problem_response(500, "internal_error", "Internal error", "The bank could not complete this request.")
+
+
+class ApiProblemsMiddleware:
+    """Under /api/, an unknown path is a problem+json 404 in development too: Django's debug 404
+    page lists every URL pattern of the bank."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if (
+            response.status_code == 404
+            and request.path.startswith("/api/")
+            and not str(response.get("Content-Type", "")).startswith(("application/problem+json", "application/json"))
+        ):
+            return not_found_view(request)
+        return response

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
+
+# Checks other parts of the bank add (outbox/apps.py adds the dispatcher's): each returns
+# {"ok": bool, "critical": bool, ...}; a failing critical check makes the bank unready, another
+# one only degraded.
+_extra_checks: dict[str, Callable[[], dict[str, Any]]] = {}
+
+
+def add_readiness_check(name: str, check: Callable[[], dict[str, Any]]) -> None:
+    _extra_checks[name] = check
 
 
 @require_GET
@@ -42,5 +52,9 @@ def readyz(request: HttpRequest) -> JsonResponse:
     checks: dict[str, dict[str, Any]] = {"database": _check_database()}
     if settings.KAFKA_BOOTSTRAP_SERVERS:
         checks["broker"] = _check_tcp(settings.KAFKA_BOOTSTRAP_SERVERS)
-    ready = all(check["ok"] for check in checks.values())
-    return JsonResponse({"status": "ready" if ready else "not_ready", "checks": checks}, status=200 if ready else 503)
+    if checks["database"]["ok"]:
+        checks.update((name, check()) for name, check in _extra_checks.items())
+    ready = all(check["ok"] for check in checks.values() if check.get("critical", True))
+    degraded = not all(check["ok"] for check in checks.values())
+    status = "not_ready" if not ready else "degraded" if degraded else "ready"
+    return JsonResponse({"status": status, "checks": checks}, status=200 if ready else 503)

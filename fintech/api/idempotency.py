@@ -1,11 +1,16 @@
 """The `Idempotency-Key` machinery for POSTs that move money or create resources.
 
-- Same key, same body, within the TTL: the stored response is replayed (same status, body).
+- Same key, same body, within the TTL: the original response is replayed, the same status and
+  the same body it was sent with (the stored response is the one sent; nothing rewrites it).
 - Same key, another body: 422 `idempotency_key_reuse`.
 - Two concurrent requests with one key: the first reserves the key; the second gets 409
-  `idempotency_request_in_progress` while the first runs, and the replay afterwards.
+  `idempotency_request_in_progress` with `Retry-After` while the first runs, and the replay
+  afterwards: never a different answer, never a second effect.
 - The effect and the stored response commit in one transaction, so a crash leaves either
-  both or neither; a reservation whose request died is taken over after a lock timeout.
+  both or neither. On PostgreSQL the request that reserved a key holds a session advisory lock
+  while it works: if its process dies, the database ends the session and frees the lock, and
+  the next request with the key takes over at once. Elsewhere (SQLite) a reservation whose
+  request died is taken over once `FINTECH_IDEMPOTENCY_LOCK_SECONDS` have passed.
 - A request that fails before producing a response (bad input, a refused rule) stores
   nothing and frees the key, as a client would expect when it corrects and retries.
 """
@@ -15,12 +20,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
@@ -29,6 +35,8 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from fintech.api.models import IdempotencyRecord
 from fintech.errors import Conflict, Unprocessable, ValidationFailed
+
+logger = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -78,8 +86,28 @@ def _plain(data: Any) -> Any:
     return json.loads(json.dumps(data, cls=JSONEncoder))
 
 
+class RequestInProgress(Conflict):
+    code = "idempotency_request_in_progress"
+    title = "A request with this key is still being processed"
+    retry_after = 1
+
+
+def _lock_id(owner: str, key: str) -> int:
+    """The advisory lock of one (owner, key): 63 bits of its SHA-256."""
+    return int.from_bytes(hashlib.sha256(f"{owner}\n{key}".encode()).digest()[:8], "big") >> 1
+
+
+def _advisory(function: str, lock_id: int) -> bool:
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s)", [lock_id])
+        return bool(cursor.fetchone()[0])
+
+
 def _reserve(request: Request, key: str, print_: str) -> IdempotencyRecord | Response:
-    """Reserve the key for this request, or answer from what an earlier one left."""
+    """Reserve the key for this request, or answer from what an earlier one left. The reserving
+    request holds the key's advisory lock (PostgreSQL) until `_release`."""
     now = timezone.now()
     lock = timedelta(seconds=settings.FINTECH_IDEMPOTENCY_LOCK_SECONDS)
     fresh = {
@@ -93,13 +121,20 @@ def _reserve(request: Request, key: str, print_: str) -> IdempotencyRecord | Res
         "locked_until": now + lock,
         "expires_at": now + timedelta(seconds=settings.FINTECH_IDEMPOTENCY_TTL_SECONDS),
     }
+    owner = _owner(request)
+    lock_id = _lock_id(owner, key)
     with transaction.atomic():
         record, created = IdempotencyRecord.objects.select_for_update().get_or_create(
-            owner=_owner(request), key=key, defaults=fresh
+            owner=owner, key=key, defaults=fresh
         )
         if created:
+            # Taken before the reservation commits: a concurrent request that sees it waits on the
+            # row until then, and finds the lock held.
+            _advisory("pg_advisory_lock", lock_id)
             return record
         if record.expires_at <= now:
+            if not _advisory("pg_try_advisory_lock", lock_id):
+                raise RequestInProgress(f"A request with this {HEADER} is still being processed; retry shortly.")
             for field, value in fresh.items():
                 setattr(record, field, value)
             record.save()
@@ -112,24 +147,28 @@ def _reserve(request: Request, key: str, print_: str) -> IdempotencyRecord | Res
             response = Response(record.response_body, status=record.status_code)
             response[REPLAY_HEADER] = "true"
             return response
-        if record.locked_until > now:
-            raise Conflict(
-                f"A request with this {HEADER} is still being processed; retry shortly.",
-                code="idempotency_request_in_progress",
-            )
+        if connection.vendor == "postgresql":
+            # The lock is free only if the request that reserved the key has ended: it finished
+            # without a response (its record is gone by then) or its process died.
+            alive = not _advisory("pg_try_advisory_lock", lock_id)
+        else:
+            alive = record.locked_until > now
+        if alive:
+            raise RequestInProgress(f"A request with this {HEADER} is still being processed; retry shortly.")
         # The request that reserved the key died before committing anything: take over.
         record.locked_until = now + lock
         record.save(update_fields=["locked_until"])
         return record
 
 
-def run_idempotent(
-    request: Request,
-    handle: Callable[[], Response],
-    refresh: Callable[[Response], Response] | None = None,
-    *,
-    required: bool = True,
-) -> Response:
+def _release(request: Request, key: str) -> None:
+    try:
+        _advisory("pg_advisory_unlock", _lock_id(_owner(request), key))
+    except DatabaseError:
+        logger.warning("could not release an idempotency lock; the session's end releases it", exc_info=True)
+
+
+def run_idempotent(request: Request, handle: Callable[[], Response], *, required: bool = True) -> Response:
     if not required and not request.headers.get(HEADER, "").strip():
         return handle()  # the key is optional here; without one, a retry is a new request
     key = _key(request)
@@ -152,13 +191,8 @@ def run_idempotent(
     except BaseException:
         IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS).delete()
         raise
-    if refresh is not None:
-        # Handlers that ran after the commit (the embedded choreography) may have moved the
-        # resource on; answer with, and keep for replays, its state as of now.
-        response = refresh(response)
-        IdempotencyRecord.objects.filter(pk=record.pk).update(
-            status_code=response.status_code, response_body=_plain(response.data)
-        )
+    finally:
+        _release(request, key)
     return response
 
 
@@ -166,21 +200,14 @@ def idempotent(*, required: bool = True) -> Callable[[Handler], Handler]:
     """Decorate a DRF view method (post) so it runs under the `Idempotency-Key` rules.
 
     `required=True` for operations that move money (the contract demands the header there);
-    elsewhere the header is honoured when sent. If the view defines
-    `refresh_after_commit(request, response) -> Response`, it is called once the effect
-    committed, to answer with the resource's state after the in-process handlers ran.
+    elsewhere the header is honoured when sent. The response the view returns is the one stored
+    for replays: a view answers with the state its work left, choreography steps included.
     """
 
     def decorator(method: Handler) -> Handler:
         @functools.wraps(method)
         def wrapper(self: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
-            refresh = getattr(self, "refresh_after_commit", None)
-            return run_idempotent(
-                request,
-                lambda: method(self, request, *args, **kwargs),
-                (lambda response: refresh(request, response)) if refresh else None,
-                required=required,
-            )
+            return run_idempotent(request, lambda: method(self, request, *args, **kwargs), required=required)
 
         return wrapper
 

@@ -90,17 +90,19 @@ class SecurityHeadersMiddleware:
 
 
 class RequestBodyLimitMiddleware:
-    """Refuses a body above `DATA_UPLOAD_MAX_MEMORY_SIZE` with 413 before anything reads it.
+    """Refuses a body above `FINTECH_MAX_BODY_BYTES` (or the path's own limit in
+    `FINTECH_BODY_LIMIT_OVERRIDES`, e.g. a batch of transfers) with 413 before anything reads it.
 
-    Django applies that setting only when `request.body` or a form is read; DRF's parsers read
-    the stream directly, so without this a JSON body of any size would be parsed.
+    Django's own cap (`DATA_UPLOAD_MAX_MEMORY_SIZE`, set to the largest of these limits) applies
+    only when `request.body` is read, after the body was received; this answers from the
+    declared length, per path.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        limit = settings.FINTECH_BODY_LIMIT_OVERRIDES.get(request.path, settings.FINTECH_MAX_BODY_BYTES)
         if limit is not None:
             try:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)

@@ -6,8 +6,11 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from django.db import connection
 
@@ -59,6 +62,52 @@ class ManagedProcess(subprocess.Popen[str]):
 
 def start_manage(*args: str, env: dict[str, str] | None = None) -> ManagedProcess:
     return ManagedProcess([sys.executable, "manage.py", *args], env={**database_env(), **(env or {})})
+
+
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
+    """The first true value `predicate` returns, asked every 20 ms; AssertionError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat after the command name: state, ppid, pgrp, ..."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+
+
+def alive(pid: int) -> bool:
+    """Running: neither gone nor a zombie waiting for its parent to collect it."""
+    try:
+        return _stat_fields(pid)[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid`: children, grandchildren, ..."""
+    children: dict[int, set[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int(_stat_fields(int(entry.name))[1])
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            children.setdefault(parent, set()).add(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.add(child)
+            todo.append(child)
+    return found
 
 
 def run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

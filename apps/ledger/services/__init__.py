@@ -16,7 +16,16 @@ from apps.ledger.services.clearing import (
     payment_settle,
     payments_to_clearing,
 )
-from apps.ledger.services.holds import HoldPosting, hold_key, hold_place, hold_post, hold_void, holds_post
+from apps.ledger.services.holds import (
+    HoldPosting,
+    HoldRequest,
+    hold_key,
+    hold_place,
+    hold_post,
+    hold_void,
+    holds_place,
+    holds_post,
+)
 from apps.ledger.services.posting import (
     JournalRequest,
     Posting,
@@ -29,6 +38,7 @@ from apps.ledger.services.posting import (
 __all__ = [
     "SYSTEM_PURPOSES",
     "HoldPosting",
+    "HoldRequest",
     "JournalRequest",
     "Posting",
     "customer_account_code",
@@ -38,6 +48,7 @@ __all__ = [
     "hold_place",
     "hold_post",
     "hold_void",
+    "holds_place",
     "holds_post",
     "journal_reverse",
     "ledger_account_open",

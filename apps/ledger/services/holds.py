@@ -26,6 +26,8 @@ from apps.ledger.errors import (
 )
 from apps.ledger.models import Hold, JournalTransaction, LedgerAccount, Side
 from apps.ledger.services.posting import Book, JournalRequest, Posting
+from fintech.errors import DomainError
+from fintech.sql import update_rows
 from outbox.unit_of_work import unit_of_work
 
 OPERATIONS = ("transfer", "payment")
@@ -94,6 +96,75 @@ def hold_place(*, owner_ref: uuid.UUID, amount: int, currency: str, hold_key: st
     if account.currency != currency:
         raise LedgerCurrencyMismatch(f"The account holds {account.currency}, not {currency}.")
     raise InsufficientFunds("The available balance does not cover this amount.")
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRequest:
+    """Set `amount` aside on the account behind bank account `owner_ref`, under `hold_key`."""
+
+    owner_ref: uuid.UUID
+    amount: int
+    currency: str
+    hold_key: str
+
+
+def holds_place(requests: Sequence[HoldRequest], *, now: datetime | None = None) -> list[Hold | DomainError]:
+    """Place many holds together, each refused or placed on its own: four statements, however
+    many (lock the accounts in id order, read the keys already held, insert the holds, update
+    what the accounts hold). Per request, in order: the hold (the one placed earlier under the
+    same key, if any), or the refusal (`InsufficientFunds`, `LedgerCurrencyMismatch`,
+    `LedgerAccountNotFound`, `InvalidPosting`). Holds on one account are taken in order, each
+    against what the earlier ones left available."""
+    now = now or timezone.now()
+    if not requests:
+        return []
+    with unit_of_work():
+        owners = sorted({request.owner_ref for request in requests})
+        accounts = {
+            a.owner_ref: a
+            for a in LedgerAccount.objects.select_for_update().filter(owner_ref__in=owners).order_by("id")
+        }
+        existing = {h.hold_key: h for h in Hold.objects.filter(hold_key__in=[r.hold_key for r in requests])}
+        outcomes: list[Hold | DomainError] = []
+        placed: list[Hold] = []
+        for request in requests:
+            if request.hold_key in existing:
+                outcomes.append(existing[request.hold_key])
+                continue
+            outcomes.append(_hold_in_memory(request, accounts.get(request.owner_ref), now))
+            if isinstance(outcomes[-1], Hold):
+                existing[request.hold_key] = outcomes[-1]
+                placed.append(outcomes[-1])
+        if placed:
+            Hold.objects.bulk_create(placed)
+            touched = {hold.account_id for hold in placed}
+            update_rows(
+                LedgerAccount._meta.db_table,
+                ("held",),
+                [(a.id, a.held) for a in accounts.values() if a.id in touched],
+                extra={"updated_at": now},
+            )
+    return outcomes
+
+
+def _hold_in_memory(request: HoldRequest, account: LedgerAccount | None, now: datetime) -> Hold | DomainError:
+    if isinstance(request.amount, bool) or not isinstance(request.amount, int) or request.amount <= 0:
+        return InvalidPosting("A hold is a positive whole number of minor units.")
+    if account is None:
+        return LedgerAccountNotFound(f"No ledger account backs account {request.owner_ref}.")
+    if account.currency != request.currency:
+        return LedgerCurrencyMismatch(f"The account holds {account.currency}, not {request.currency}.")
+    if not account.allow_negative and account.balance - account.held < request.amount:
+        return InsufficientFunds("The available balance does not cover this amount.")
+    account.held += request.amount
+    return Hold(
+        id=uuid.uuid4(),
+        hold_key=request.hold_key,
+        account_id=account.id,
+        amount=request.amount,
+        currency=request.currency,
+        created_at=now,
+    )
 
 
 _LOCK_FOR_POSTING_SQL = """

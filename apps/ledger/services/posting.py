@@ -32,7 +32,7 @@ from apps.ledger.models import Hold, JournalEntry, JournalTransaction, LedgerAcc
 from apps.ledger.services.chart import account_of, system_account
 from fintech.events import rfc3339
 from fintech.money import CURRENCY_EXPONENTS
-from fintech.sql import update_rows
+from fintech.sql import insert_rows, update_rows
 from outbox.publisher import publish
 from outbox.unit_of_work import unit_of_work
 
@@ -150,9 +150,9 @@ class Book:
         and publish one `ledger.entry_written` per journal transaction."""
         if not self.journals:
             return
-        JournalTransaction.objects.bulk_create(self.journals)
+        insert_rows(JournalTransaction, JOURNAL_COLUMNS, self.journals)
         for batch in _entry_batches([entry for journal in self.journals for entry in self.entries[journal.id]]):
-            JournalEntry.objects.bulk_create(batch)
+            insert_rows(JournalEntry, ENTRY_COLUMNS, batch)
         update_rows(
             LedgerAccount._meta.db_table,
             ("balance", "held"),
@@ -170,9 +170,11 @@ class Book:
             publish(_entry_written(journal, self.entries[journal.id], self.accounts), occurred_at=self.now)
 
 
+JOURNAL_COLUMNS = ("id", "posting_key", "kind", "reference", "description", "reverses_id", "posted_at")
+ENTRY_COLUMNS = ("entry_id", "transaction_id", "account_id", "side", "amount", "currency", "balance_after", "posted_at")
 # Rows per INSERT statement, never splitting a journal transaction: PostgreSQL checks per
 # statement that the journal transactions it inserts balance.
-ENTRY_BATCH_ROWS = 4000
+ENTRY_BATCH_ROWS = 3_000  # well under insert_rows' 3,750 rows of 8 columns per statement
 
 
 def _entry_batches(entries: list[JournalEntry]) -> Iterable[list[JournalEntry]]:

@@ -11,17 +11,28 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.transactions import selectors, services
-from apps.transactions.api.serializers import DepositInput, DepositOutput, TransferInput, TransferOutput
+from apps.transactions.api.serializers import (
+    DepositInput,
+    DepositOutput,
+    TransferBatchInput,
+    TransferBatchOutput,
+    TransferInput,
+    TransferOutput,
+)
 from apps.transactions.models import Transfer
+from fintech.api.errors import domain_problem
 from fintech.api.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from fintech.api.query import uuid_param
 from fintech.auth.permissions import current_principal
 
 
-def _transfer_response(transfer: Transfer) -> Response:
+def _transfer_status(transfer: Transfer) -> int:
     # 201 once the outcome is known; 202 while the choreography still runs (poll GET /transfers/{id}).
-    code = status.HTTP_201_CREATED if transfer.status in Transfer.FINAL else status.HTTP_202_ACCEPTED
-    return Response(TransferOutput(transfer).data, status=code)
+    return status.HTTP_201_CREATED if transfer.status in Transfer.FINAL else status.HTTP_202_ACCEPTED
+
+
+def _transfer_response(transfer: Transfer) -> Response:
+    return Response(TransferOutput(transfer).data, status=_transfer_status(transfer))
 
 
 class TransferListCreateView(GenericAPIView[Transfer]):
@@ -65,9 +76,39 @@ class TransferListCreateView(GenericAPIView[Transfer]):
         )
         return _transfer_response(transfer)
 
-    def refresh_after_commit(self, request: Request, response: Response) -> Response:
-        transfer = selectors.transfer_get(transfer_id=uuid.UUID(str(response.data["id"])))
-        return _transfer_response(transfer) if transfer else response
+
+class TransferBatchView(APIView):
+    required_scopes = {"POST": ("transfers:write",)}
+
+    @extend_schema(
+        operation_id="transfers_batch",
+        request=TransferBatchInput,
+        responses={207: TransferBatchOutput},
+        description=(
+            "Up to 1,000 transfers in one request, each with its own client-chosen `id` (its idempotency key: "
+            "the same id with the same transfer answers with that transfer, `replayed: true`; with another, "
+            "`idempotency_key_reuse`). Each is accepted or refused on its own; the answer lists one result per "
+            "transfer, in order, with the status it would have had alone."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        principal = current_principal(request)
+        payload = TransferBatchInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        outcomes = services.transfers_initiate(
+            requests=[services.TransferRequest(**item) for item in payload.validated_data["transfers"]],
+            initiated_by=principal.subject,
+            on_behalf_of=principal.customer_id if principal.is_customer else None,
+        )
+        results = []
+        for outcome in outcomes:
+            item: dict[str, object] = {"id": outcome.id, "replayed": outcome.replayed}
+            if outcome.transfer is not None:
+                item.update(status=_transfer_status(outcome.transfer), transfer=TransferOutput(outcome.transfer).data)
+            elif outcome.error is not None:
+                item.update(status=outcome.error.status, problem=domain_problem(outcome.error))
+            results.append(item)
+        return Response({"results": results}, status=status.HTTP_207_MULTI_STATUS)
 
 
 class TransferDetailView(APIView):

@@ -34,7 +34,7 @@ def test_admin_forms_may_post_to_the_identity_provider(settings):
 
 
 def cap(settings, limit: int | None, **meta: str) -> HttpResponse:
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = limit
+    settings.FINTECH_MAX_BODY_BYTES = limit
     middleware = RequestBodyLimitMiddleware(lambda request: HttpResponse("read"))
     request = RequestFactory().post("/api/v1/customers", data=b"{}", content_type="application/json")
     request.META.update(meta)
