@@ -9,7 +9,7 @@ from django.http import HttpRequest
 
 from apps.ledger import services
 from apps.ledger.models import Hold, JournalEntry, JournalTransaction, LedgerAccount
-from fintech.admin import ReadOnly
+from fintech.backoffice import ReadOnly
 from fintech.errors import DomainError
 
 

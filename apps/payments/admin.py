@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.payments.models import IgnoredNetworkMessage, InboundCredit, OverduePayment, Payment, PaymentStep
-from fintech.admin import ReadOnly
+from fintech.backoffice import ReadOnly
 
 
 class PaymentStepInline(ReadOnly, admin.TabularInline[PaymentStep, Payment]):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from apps.transactions.models import Deposit, Transfer
-from fintech.admin import ReadOnly
+from fintech.backoffice import ReadOnly
 
 
 @admin.register(Transfer)

@@ -37,7 +37,7 @@ class PaymentListCreateView(GenericAPIView[Payment]):
     )
     def get(self, request: Request) -> Response:
         principal = current_principal(request)
-        account_id = uuid_param(request, "account_id")
+        account_id = uuid_param(request.query_params.get("account_id"), "account_id")
         wanted = request.query_params.get("status") or None
         if wanted is not None and wanted not in Payment.Status.values:
             raise ValidationFailed(

@@ -49,7 +49,7 @@ class TransferListCreateView(GenericAPIView[Transfer]):
     )
     def get(self, request: Request) -> Response:
         principal = current_principal(request)
-        account_id = uuid_param(request, "account_id")
+        account_id = uuid_param(request.query_params.get("account_id"), "account_id")
         transfers = selectors.transfer_list(
             account_id=account_id,
             status=request.query_params.get("status") or None,

@@ -1,4 +1,4 @@
-"""What the back office's admin pages share."""
+"""Pieces of the Django admin (the back office) shared by the contexts."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from django.http import HttpRequest
 
 
 class ReadOnly:
-    """A mixin for the admin of rows that change only through their services (and their events):
-    the money, and what moves it, is never edited by hand."""
+    """Mixed into a ModelAdmin or inline whose rows change only through their services (and
+    their events): the back office sees them and acts through admin actions, never edits."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
