@@ -14,7 +14,7 @@ TEST_SERVICES ?= postgres redis kafka keycloak
 	bench bench-relay clean
 
 help:
-	@echo "make run            serve the bank on 127.0.0.1:$(PORT) (SQLite, in-process events)"
+	@echo "make run            serve the bank on 127.0.0.1:$(PORT) (SQLite, in-process events, e-mails as files in var/mail/)"
 	@echo "make test           start the services the suite needs and run the whole suite"
 	@echo "make lint           ruff, mypy, import-linter, makemigrations --check"
 	@echo "make services-up    start PostgreSQL, Redis, Kafka and Keycloak here; prints export lines for eval"

@@ -74,6 +74,8 @@ INSTALLED_APPS = [
     "apps.transactions",
     "apps.payments",
     "apps.audit",
+    "apps.notifications",
+    "apps.analytics",
 ]
 # Extra apps for the test suite only (a probe context that measures the event spine).
 INSTALLED_APPS += env_list("FINTECH_TEST_APPS")
@@ -165,6 +167,7 @@ CELERY_BEAT_SCHEDULE = {
     "flag-overdue-payments": {"task": "apps.payments.tasks.flag_overdue_payments", "schedule": 60.0},
     "purge-outbox": {"task": "outbox.tasks.purge_outbox", "schedule": 3600.0},
     "purge-idempotency-keys": {"task": "fintech.api.tasks.purge_idempotency_keys", "schedule": 3600.0},
+    "deliver-notifications": {"task": "apps.notifications.tasks.deliver_notifications", "schedule": 2.0},
 }
 
 # --- Event spine ----------------------------------------------------------------------------
@@ -192,6 +195,9 @@ KAFKA_CONSUMER_MAX_ATTEMPTS = env_int("KAFKA_CONSUMER_MAX_ATTEMPTS", 5)
 KAFKA_CONSUMER_RETRY_BASE_SECONDS = float(env_str("KAFKA_CONSUMER_RETRY_BASE_SECONDS", "0.5"))
 # Sent outbox rows are removed after this many days (the Kafka topics keep the history).
 FINTECH_OUTBOX_RETENTION_DAYS = env_int("FINTECH_OUTBOX_RETENTION_DAYS", 7)
+# Keep every shipped and dispatched event in the outbox (marked sent) until the purge, instead of
+# deleting it at once: an audit of what was written (make chaos compares it with the topics).
+FINTECH_OUTBOX_KEEP_SHIPPED = env_bool("FINTECH_OUTBOX_KEEP_SHIPPED", False)
 FINTECH_INBOX_RETENTION_DAYS = env_int("FINTECH_INBOX_RETENTION_DAYS", 30)
 FINTECH_RELAY_SINK = env_str("FINTECH_RELAY_SINK", "kafka" if KAFKA_BOOTSTRAP_SERVERS else "log")
 FINTECH_RELAY_FILE = env_str("FINTECH_RELAY_FILE", str(VAR_DIR / "relayed-events.jsonl"))
@@ -304,6 +310,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "EntrySideEnum": ["debit", "credit"],
         "CustomerOutputStatusEnum": "apps.customers.models.Customer.Status",
+        "CustomerLanguageEnum": "apps.customers.models.Customer.Language",
         "PaymentStatusEnum": "apps.payments.models.Payment.Status",
         "BeneficiaryKindEnum": "apps.payments.models.Payment.BeneficiaryKind",
         "PaymentStepEnum": "apps.payments.models.PaymentStep.Step",
@@ -331,6 +338,40 @@ FINTECH_RATE_LIMIT_REDIS_RETRY_SECONDS = float(env_str("FINTECH_RATE_LIMIT_REDIS
 # How many reverse proxies in front of the bank append to X-Forwarded-For (0: none, use the peer).
 FINTECH_TRUSTED_PROXIES = env_int("FINTECH_TRUSTED_PROXIES", 0)
 
+# --- Notifications (apps/notifications) ------------------------------------------------------
+# E-mail goes through Django's e-mail backends: SMTP in production (EMAIL_HOST, ...); on the
+# embedded default each message is a file in var/mail/ (EMAIL_BACKEND=...console.EmailBackend
+# prints them instead).
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.filebased.EmailBackend",
+)
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+FINTECH_NOTIFICATIONS_FROM_EMAIL = env_str("FINTECH_NOTIFICATIONS_FROM_EMAIL", "Fintech <avisos@fintech.localhost>")
+# The fraud desk's mailbox for fraud.alert (empty: the back office is not written to).
+FINTECH_NOTIFICATIONS_BACKOFFICE_EMAIL = env_str(
+    "FINTECH_NOTIFICATIONS_BACKOFFICE_EMAIL", "fraud-desk@fintech.localhost"
+)
+FINTECH_NOTIFICATIONS_BACKOFFICE_LANGUAGE = env_str("FINTECH_NOTIFICATIONS_BACKOFFICE_LANGUAGE", "pt-BR")
+# Push notifications go to the push provider's webhook, signed with the secret (both needed).
+FINTECH_NOTIFICATIONS_WEBHOOK_URL = env_str("FINTECH_NOTIFICATIONS_WEBHOOK_URL")
+FINTECH_NOTIFICATIONS_WEBHOOK_SECRET = env_str("FINTECH_NOTIFICATIONS_WEBHOOK_SECRET")
+FINTECH_NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS = float(env_str("FINTECH_NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS", "5"))
+FINTECH_NOTIFICATIONS_MAX_ATTEMPTS = env_int("FINTECH_NOTIFICATIONS_MAX_ATTEMPTS", 8)
+FINTECH_NOTIFICATIONS_RETRY_BASE_SECONDS = float(env_str("FINTECH_NOTIFICATIONS_RETRY_BASE_SECONDS", "2"))
+FINTECH_NOTIFICATIONS_RETRY_MAX_SECONDS = float(env_str("FINTECH_NOTIFICATIONS_RETRY_MAX_SECONDS", "900"))
+# A worker that took a notification and died frees it after this long (then it is sent again,
+# under the same idempotency key).
+FINTECH_NOTIFICATIONS_LEASE_SECONDS = env_int("FINTECH_NOTIFICATIONS_LEASE_SECONDS", 60)
+FINTECH_NOTIFICATIONS_TIME_ZONE = env_str("FINTECH_NOTIFICATIONS_TIME_ZONE", "America/Sao_Paulo")
+
 # --- Serving (config/gunicorn.py; `manage.py serve_bank` supervises the processes) ----------
 # The web server: gunicorn, gthread workers. 0 workers: one per core this process may use.
 FINTECH_WEB_BIND = env_str("FINTECH_WEB_BIND", "127.0.0.1:8000")
@@ -351,6 +392,8 @@ FINTECH_PROCESSES: dict[str, list[str]] = {
     "dispatcher": ["manage.py", "dispatch_events"],
     # Ships committed events to the sink (a log by default, Kafka with KAFKA_BOOTSTRAP_SERVERS).
     "relay": ["manage.py", "relay_outbox"],
+    # Sends the notifications the handlers recorded (e-mail, push webhook), retrying failures.
+    "notifications": ["manage.py", "deliver_notifications"],
     # Flags the payments the network has not answered in time (never returns them).
     "overdue-payments": ["manage.py", "flag_overdue_payments", "--every", "60"],
 }
@@ -434,6 +477,8 @@ def _refuse_insecure_production() -> None:
     from fintech.crypto.keyring import configuration_problems, shared_key_ring_problems
 
     problems.extend(configuration_problems(FINTECH_ENCRYPTION_KEYS, FINTECH_BLIND_INDEX_KEY))
+    if FINTECH_NOTIFICATIONS_WEBHOOK_URL and len(FINTECH_NOTIFICATIONS_WEBHOOK_SECRET) < 32:
+        problems.append("FINTECH_NOTIFICATIONS_WEBHOOK_SECRET must be at least 32 characters when the webhook is set")
     if FINTECH_PAYMENT_NETWORK == "simulator-inline":
         problems.append("FINTECH_PAYMENT_NETWORK=simulator-inline is a simulator: production pays through the network")
     problems.extend(

@@ -21,6 +21,7 @@ from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from fintech.faults import crash_point
 from outbox.metrics import EVENTS_RELAYED
 from outbox.models import OutboxEvent
 from outbox.sinks import OutgoingEvent, RelaySink
@@ -143,6 +144,10 @@ _MARK_SENT_SQL = (
     "UPDATE {table} SET sent_at = now() WHERE ctid = ANY(%s::tid[]) AND id = ANY(%s::bigint[]) "
     "AND dispatched_at IS NULL RETURNING id"
 )
+# FINTECH_OUTBOX_KEEP_SHIPPED: every shipped row stays, marked sent, until the purge.
+_KEEP_SENT_SQL = (
+    "UPDATE {table} SET sent_at = now() WHERE ctid = ANY(%s::tid[]) AND id = ANY(%s::bigint[]) RETURNING id"
+)
 # Rows whose address moved between read and mark: the dispatcher updated them meanwhile (it
 # marked them dispatched, or scheduled a retry). Found by id, through the primary key.
 _MOVED_PLAN_SQL = "SELECT set_config('enable_indexscan', 'on', true)"
@@ -159,11 +164,14 @@ def _mark_shipped(shipped: list[_Shipped]) -> None:
     """A shipped row whose handlers were all done when it was read is deleted (cheaper than an
     update, and the table stays small). A row still being dispatched is marked sent, and goes
     when the dispatcher is done with it. A row whose handlers finished between read and mark is
-    deleted too: every shipped row is marked, so none ships twice."""
+    deleted too: every shipped row is marked, so none ships twice. With
+    `FINTECH_OUTBOX_KEEP_SHIPPED` nothing is deleted: the outbox keeps every event, marked sent,
+    until `purge_outbox` (an audit of what was written, e.g. for `make chaos`)."""
+    keep = bool(settings.FINTECH_OUTBOX_KEEP_SHIPPED)
     if connection.vendor == "postgresql":
         table = OutboxEvent._meta.db_table
-        done = [row for row in shipped if row.dispatched]
-        waiting = [row for row in shipped if not row.dispatched]
+        done = [] if keep else [row for row in shipped if row.dispatched]
+        waiting = shipped if keep else [row for row in shipped if not row.dispatched]
         with connection.cursor() as cursor:
             cursor.execute(_MARK_PLAN_SQL)
             if done:
@@ -172,21 +180,25 @@ def _mark_shipped(shipped: list[_Shipped]) -> None:
             if waiting:
                 addresses = _array([f'"{row.ctid}"' for row in waiting])
                 cursor.execute(
-                    _MARK_SENT_SQL.format(table=table), [addresses, _array([str(row.id) for row in waiting])]
+                    (_KEEP_SENT_SQL if keep else _MARK_SENT_SQL).format(table=table),
+                    [addresses, _array([str(row.id) for row in waiting])],
                 )
                 marked = {row_id for (row_id,) in cursor.fetchall()}
                 moved = [str(row.id) for row in waiting if row.id not in marked]
                 if moved:
                     cursor.execute(_MOVED_PLAN_SQL)
-                    cursor.execute(_DELETE_MOVED_SQL.format(table=table), [_array(moved)])
-                    gone = {str(row_id) for (row_id,) in cursor.fetchall()}
+                    gone: set[str] = set()
+                    if not keep:
+                        cursor.execute(_DELETE_MOVED_SQL.format(table=table), [_array(moved)])
+                        gone = {str(row_id) for (row_id,) in cursor.fetchall()}
                     still = [row_id for row_id in moved if row_id not in gone]
                     if still:
                         cursor.execute(_MARK_MOVED_SQL.format(table=table), [_array(still)])
         return
     ids = [row.id for row in shipped]
-    OutboxEvent.objects.filter(pk__in=ids, dispatched_at__isnull=False).delete()
-    OutboxEvent.objects.filter(pk__in=ids, dispatched_at__isnull=True).update(sent_at=timezone.now())
+    if not keep:
+        OutboxEvent.objects.filter(pk__in=ids, dispatched_at__isnull=False).delete()
+    OutboxEvent.objects.filter(pk__in=ids, sent_at__isnull=True).update(sent_at=timezone.now())
 
 
 def relay_batch(sink: RelaySink, *, batch_size: int | None = None) -> int:
@@ -207,6 +219,7 @@ def relay_batch(sink: RelaySink, *, batch_size: int | None = None) -> int:
 
         try:
             sink.send(batch, mark_while_acknowledged)
+            crash_point("after_produce_before_mark")  # acknowledged, the marks not yet committed
         finally:
             # A sink that stopped half way leaves the reading generator suspended: close it, so
             # a chunk still being read on the other thread finishes before the transaction ends.

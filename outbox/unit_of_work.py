@@ -40,6 +40,7 @@ from django.utils import timezone
 
 from fintech import bus
 from fintech.events import ReceivedEvent, upcast
+from fintech.faults import crash_point
 from fintech.sql import insert_rows
 from outbox.metrics import CHOREOGRAPHY_DEFERRED, EVENTS_HANDLED
 from outbox.models import InboxRecord, OutboxEvent
@@ -283,6 +284,7 @@ class UnitOfWork:
             if not finished:
                 waiting.append(event)
         if rows:
+            crash_point("before_outbox_write")
             insert_rows(OutboxEvent, OUTBOX_COLUMNS, rows, returning_pk=True)
             for event, row in zip(events, rows, strict=True):
                 event.row_id = row.pk
@@ -320,7 +322,7 @@ def mark_dispatched(row_ids: Sequence[int], *, now: datetime, using: str = "defa
             [connection.ops.adapt_datetimefield_value(now), *row_ids],
         )
         shipped = [row_id for row_id, sent_at in cursor.fetchall() if sent_at is not None]
-        if shipped:
+        if shipped and not settings.FINTECH_OUTBOX_KEEP_SHIPPED:
             cursor.execute(
                 f"DELETE FROM {table} WHERE id IN ({', '.join(['%s'] * len(shipped))})",  # noqa: S608
                 shipped,

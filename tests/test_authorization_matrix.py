@@ -18,6 +18,7 @@ from apps.accounts import services as accounts
 from apps.payments import services as payments
 from apps.transactions import services as transactions
 from conftest import ALL_STAFF_SCOPES
+from outbox.dispatcher import dispatch
 from tests.factories import deposit, open_account, pending_customer, verified_customer
 from tests.payments_support import ACCOUNT_BENEFICIARY
 
@@ -76,6 +77,11 @@ def _block(world: World) -> None:
     accounts.account_block(account_id=world.account.id, reason="test", changed_by="ops")
 
 
+def _deliver_events(world: World) -> None:
+    """Run what the world's events call for (its deposits and transfer tell the owner)."""
+    dispatch(limit=1000)
+
+
 MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/customers"): Rule(("customers:read",), LISTING),
     ("POST", "/api/v1/customers"): Rule(
@@ -117,6 +123,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/payments"): Rule(("transfers:read",), LISTING),
     ("POST", "/api/v1/payments"): Rule(("payments:write",), OWNER, 202, body=_payment_body),
     ("GET", "/api/v1/payments/{payment_id}"): Rule(("transfers:read",), OWNER),
+    ("GET", "/api/v1/notifications"): Rule(("customers:read",), LISTING, prepare=_deliver_events),
+    ("GET", "/api/v1/analytics/summary"): Rule(("analytics:read",), STAFF_ONLY),
 }
 
 # Operations whose path parameter names a customer rather than the owner's account.

@@ -28,6 +28,12 @@ class Customer(models.Model):
         CPF = "cpf", "CPF"
         CNPJ = "cnpj", "CNPJ"
 
+    class Language(models.TextChoices):
+        """The languages the bank writes to its customers in (notices, e-mails)."""
+
+        PT_BR = "pt-BR", "Português (Brasil)"
+        EN = "en", "English"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200)
     email = EncryptedTextField(null=True, blank=True, help_text="Lower-cased; empty only once erased.")
@@ -44,6 +50,9 @@ class Customer(models.Model):
     )
     birth_date = EncryptedDateField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    language = models.CharField(
+        max_length=5, choices=Language.choices, default=Language.PT_BR, help_text="The language of the bank's notices."
+    )
     kyc_reviewed_by = models.CharField(max_length=200, blank=True)
     kyc_reviewed_at = models.DateTimeField(null=True, blank=True)
     kyc_reason = models.CharField(max_length=500, blank=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-from apps.customers.selectors import customer_get
+from apps.customers.selectors import customer_get, customers_get
 
 
 def customer_kyc_status(customer_id: uuid.UUID) -> str | None:
@@ -14,3 +16,31 @@ def customer_kyc_status(customer_id: uuid.UUID) -> str | None:
     if customer is None:
         return None
     return "erased" if customer.is_erased else customer.status
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerContact:
+    """How the bank writes to a customer: where, in which language, and the name it greets.
+
+    For an erased customer `email` is None and `first_name` empty: there is no one to write to.
+    Callers use it to address a message and keep none of it (they store the customer's id)."""
+
+    customer_id: uuid.UUID
+    email: str | None
+    language: str  # "pt-BR" or "en"
+    first_name: str
+    erased: bool
+
+
+def customer_contacts(customer_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, CustomerContact]:
+    """The contacts of these customers, read in one statement; unknown ids are missing."""
+    return {
+        customer.id: CustomerContact(
+            customer_id=customer.id,
+            email=None if customer.is_erased else customer.email,
+            language=customer.language,
+            first_name="" if customer.is_erased else (customer.name.split() or [""])[0],
+            erased=customer.is_erased,
+        )
+        for customer in customers_get(customer_ids=customer_ids)
+    }

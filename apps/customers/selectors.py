@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 from django.db.models import QuerySet
 
@@ -36,3 +37,7 @@ def customer_list(*, status: str | None = None, only_customer_id: uuid.UUID | No
     if only_customer_id is not None:
         customers = customers.filter(pk=only_customer_id)
     return customers
+
+
+def customers_get(*, customer_ids: Iterable[uuid.UUID]) -> QuerySet[Customer]:
+    return Customer.objects.filter(pk__in=set(customer_ids))

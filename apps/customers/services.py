@@ -46,9 +46,16 @@ def customer_create(
     document: str,
     birth_date: date | None = None,
     phone: str | None = None,
+    language: str = Customer.Language.PT_BR,
     now: datetime | None = None,
 ) -> Customer:
     now = now or timezone.now()
+    if language not in Customer.Language.values:
+        raise ValidationFailed(
+            f"The bank writes in {', '.join(Customer.Language.values)}.",
+            code="unsupported_language",
+            errors={"language": ["Unsupported."]},
+        )
     try:
         document_type, digits = normalize_document(document)
     except InvalidDocument as error:
@@ -69,6 +76,7 @@ def customer_create(
                 document=digits,
                 document_index=document_index(digits),
                 birth_date=birth_date,
+                language=language,
                 created_at=now,
                 updated_at=now,
             )

@@ -23,6 +23,7 @@ from apps.transactions.events import (
 from apps.transactions.models import Deposit, Transfer
 from fintech.errors import Conflict, DomainError, NotFound, Unprocessable, ValidationFailed
 from fintech.events import rfc3339
+from fintech.faults import crash_point
 
 # The amount rule is the kernel's (one owner); the name stays the one this module always used.
 from fintech.money import validate_amount as validate_money
@@ -124,6 +125,7 @@ def transfer_initiate(
         ledger.place_hold(
             account_id=source.id, amount=amount, currency=currency, operation="transfer", operation_id=transfer.id
         )
+        crash_point("after_hold")
         publish(
             TransactionInitiated(
                 transfer_id=str(transfer.id),

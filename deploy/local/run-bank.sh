@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Serves the bank for `make run`: migrations and static files, then `manage.py serve_bank`, the
-# supervisor of the web server (gunicorn), the event sweeper, the relay and the bank's other
-# processes (settings.FINTECH_PROCESSES, fintech/serving).
+# supervisor of the web server (gunicorn), the event sweeper, the relay, the notification sender
+# and the bank's other processes (fintech/serving; settings.FINTECH_PROCESSES).
 # Honours the environment, so `eval "$(make -s services-up)"` first runs it on PostgreSQL/Redis.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,6 +27,7 @@ cat >&2 <<MSG
   The bank is serving on http://127.0.0.1:${PORT}/  (API docs: /api/docs/, admin: /admin/)
   Get a token:  .venv/bin/python manage.py issue_token --sub teller-1 --scopes "customers:read customers:write kyc:review"
   Its processes and their pids: ${FINTECH_VAR_DIR:-var}/serve-bank.json; Ctrl-C stops them all.
+  E-mails to customers: one file per message in ${EMAIL_FILE_PATH:-var/mail}/ (EMAIL_BACKEND=django.core.mail.backends.console.EmailBackend prints them; EMAIL_HOST and EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend send them)
 ${network_note}
 
 MSG

@@ -9,8 +9,10 @@
 - The effect and the stored response commit in one transaction, so a crash leaves either
   both or neither. On PostgreSQL the request that reserved a key holds a session advisory lock
   while it works: if its process dies, the database ends the session and frees the lock, and
-  the next request with the key takes over at once. Elsewhere (SQLite) a reservation whose
-  request died is taken over once `FINTECH_IDEMPOTENCY_LOCK_SECONDS` have passed.
+  the next request with the key takes over at once. On the embedded default (SQLite, one host)
+  the reservation names its process (host, pid and start time) and a request that finds that
+  process gone takes over at once; a holder on another host is waited out
+  (`FINTECH_IDEMPOTENCY_LOCK_SECONDS`).
 - A request that fails before producing a response (bad input, a refused rule) stores
   nothing and frees the key, as a client would expect when it corrects and retries.
 """
@@ -21,6 +23,8 @@ import functools
 import hashlib
 import json
 import logging
+import os
+import socket
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +39,7 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from fintech.api.models import IdempotencyRecord
 from fintech.errors import Conflict, Unprocessable, ValidationFailed
+from fintech.faults import crash_point
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +102,29 @@ def _lock_id(owner: str, key: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{owner}\n{key}".encode()).digest()[:8], "big") >> 1
 
 
+def _process_start(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot), or None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{_process_start(os.getpid()) or '?'}"
+
+
+def _holder_alive(holder: str) -> bool | None:
+    """Whether the process that holds a reservation still runs: True, False, or None when this
+    process cannot tell (another host, or no /proc)."""
+    host, _, rest = holder.partition(":")
+    pid, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit() or started == "?":
+        return None
+    return _process_start(int(pid)) == started
+
+
 def _advisory(function: str, lock_id: int) -> bool:
     if connection.vendor != "postgresql":
         return True
@@ -120,6 +148,7 @@ def _reserve(request: Request, key: str, print_: str) -> IdempotencyRecord | Res
         "created_at": now,
         "locked_until": now + lock,
         "expires_at": now + timedelta(seconds=settings.FINTECH_IDEMPOTENCY_TTL_SECONDS),
+        "holder": this_process(),
     }
     owner = _owner(request)
     lock_id = _lock_id(owner, key)
@@ -152,12 +181,15 @@ def _reserve(request: Request, key: str, print_: str) -> IdempotencyRecord | Res
             # without a response (its record is gone by then) or its process died.
             alive = not _advisory("pg_try_advisory_lock", lock_id)
         else:
-            alive = record.locked_until > now
+            # One host (the embedded default): ask the operating system whether the holder runs.
+            holder_alive = _holder_alive(record.holder)
+            alive = record.locked_until > now if holder_alive is None else holder_alive
         if alive:
             raise RequestInProgress(f"A request with this {HEADER} is still being processed; retry shortly.")
         # The request that reserved the key died before committing anything: take over.
         record.locked_until = now + lock
-        record.save(update_fields=["locked_until"])
+        record.holder = this_process()
+        record.save(update_fields=["locked_until", "holder"])
         return record
 
 
@@ -193,6 +225,7 @@ def run_idempotent(request: Request, handle: Callable[[], Response], *, required
         raise
     finally:
         _release(request, key)
+    crash_point("after_commit_before_response")
     return response
 
 

@@ -21,6 +21,11 @@ class IdempotencyRecord(models.Model):
     response_body = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     locked_until = models.DateTimeField()
+    holder = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The process working on it (host:pid:start): a dead holder's key is taken over at once.",
+    )
     expires_at = models.DateTimeField()
 
     class Meta:

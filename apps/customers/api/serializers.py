@@ -30,6 +30,12 @@ class CustomerCreateInput(StrictInputSerializer):
         allow_blank=True,
         help_text="E.164, e.g. +5511987654321 (spaces, dashes and parentheses ignored). Optional.",
     )
+    language = serializers.ChoiceField(
+        choices=Customer.Language.values,
+        required=False,
+        default=Customer.Language.PT_BR.value,
+        help_text="The language of the bank's notices to the customer (pt-BR by default).",
+    )
 
     def validate_birth_date(self, value: date | None) -> date | None:
         if value is not None and (value > date.today() or value.year < 1900):
@@ -56,7 +62,18 @@ class CustomerOutput(serializers.ModelSerializer[Customer]):
 
     class Meta:
         model = Customer
-        fields = ["id", "name", "email", "phone", "document", "document_type", "status", "created_at", "erased_at"]
+        fields = [
+            "id",
+            "name",
+            "email",
+            "phone",
+            "document",
+            "document_type",
+            "status",
+            "language",
+            "created_at",
+            "erased_at",
+        ]
         read_only_fields = fields
 
     def to_representation(self, instance: Customer) -> dict[str, Any]:

@@ -1,0 +1,90 @@
+"""What GET /analytics/summary answers. Volumes are integer minor units; the fraud rate is
+alerts / screened (null when nothing was screened)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from fintech.api.serializers import StrictInputSerializer
+
+
+class SummaryInput(StrictInputSerializer):
+    # `from` is a Python keyword: the serializer reads it under that name all the same.
+    to = serializers.DateField(required=False, help_text="Last day, inclusive (UTC). Default: today.")
+
+    def get_fields(self) -> dict[str, serializers.Field]:  # type: ignore[type-arg]
+        fields = super().get_fields()
+        fields["from"] = serializers.DateField(
+            required=False, help_text="First day (UTC). Default: 29 days before `to`."
+        )
+        return fields
+
+
+class CountVolume(serializers.Serializer[dict[str, int]]):
+    count = serializers.IntegerField()
+    volume = serializers.IntegerField(help_text="Minor units.")
+
+
+class TransferFigures(serializers.Serializer[dict[str, object]]):
+    initiated = CountVolume()
+    review = CountVolume()
+    completed = CountVolume()
+    failed = CountVolume()
+
+
+class PaymentFigures(serializers.Serializer[dict[str, object]]):
+    initiated = CountVolume()
+    settled = CountVolume()
+    returned = CountVolume()
+
+
+class FraudDecisions(serializers.Serializer[dict[str, int]]):
+    approve = serializers.IntegerField()
+    review = serializers.IntegerField()
+    reject = serializers.IntegerField()
+
+
+class FraudReviews(serializers.Serializer[dict[str, int]]):
+    approved = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    expired = serializers.IntegerField()
+
+
+class FraudFigures(serializers.Serializer[dict[str, object]]):
+    screened = serializers.IntegerField(help_text="Operations the screening decided.")
+    decisions = FraudDecisions()
+    alerts = serializers.IntegerField()
+    rate = serializers.FloatField(allow_null=True, help_text="alerts / screened; null when nothing was screened.")
+    reviews = FraudReviews()
+
+
+class CurrencyFigures(serializers.Serializer[dict[str, object]]):
+    currency = serializers.CharField()
+    transfers = TransferFigures()
+    deposits = CountVolume()
+    payments = PaymentFigures()
+    fraud = FraudFigures()
+
+
+class CustomerFigures(serializers.Serializer[dict[str, int]]):
+    created = serializers.IntegerField()
+    verified = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+
+
+class DayFigures(serializers.Serializer[dict[str, object]]):
+    day = serializers.DateField()
+    totals = CurrencyFigures(many=True)
+    customers = CustomerFigures()
+
+
+class SummaryOutput(serializers.Serializer[dict[str, object]]):
+    totals = CurrencyFigures(many=True, help_text="Over the whole period, one entry per currency.")
+    customers = CustomerFigures()
+    days = DayFigures(many=True, help_text="One entry per day that has figures, oldest first.")
+
+    def get_fields(self) -> dict[str, serializers.Field]:  # type: ignore[type-arg]
+        fields = super().get_fields()
+        fields["from"] = serializers.DateField()
+        fields["to"] = serializers.DateField()
+        return fields
