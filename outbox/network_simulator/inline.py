@@ -3,11 +3,13 @@
 payment with no server at all.
 
 A reaction to `payment.requested` asks the simulated network (`network.PaymentNetwork`) for its
-answer and hands that answer to the bank exactly as the Kafka consumer would hand a record of
-`payment.processed`: validated against its schema, then applied by every handler of its type
-through the inbox (`run_handler`). The same handlers and services book it; only the transport
-differs. A reaction to `payment.credit_returned` gives the network back a credit the bank refused.
-The network's day is written to FINTECH_PAYMENT_SIMULATOR_SETTLEMENT_FILE.
+answer and records that answer in the outbox as the message it is (`record_incoming`: validated
+against its schema, the network's envelope kept). The dispatcher then hands it to every handler
+of `payment.processed` (the payments context books it; notifications and analytics read it),
+each once through the inbox, with retries and dead letters: the same handlers and services as
+for a record a consumer group reads from Kafka; only the transport differs. A reaction to
+`payment.credit_returned` gives the network back a credit the bank refused. The network's day is
+written to FINTECH_PAYMENT_SIMULATOR_SETTLEMENT_FILE.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from django.utils import timezone
 
 from fintech import bus
 from fintech.events import ReceivedEvent
-from outbox.dispatcher import received_from_envelope, run_handler
 from outbox.network_simulator.network import PaymentNetwork, SettlementBook
+from outbox.publisher import record_incoming
 
 MODE = "simulator-inline"
 ANSWER_REQUESTS = "payment_network_simulator.answer_payment_requests"
@@ -37,10 +39,9 @@ def network() -> PaymentNetwork:
 
 
 def deliver(envelope: dict[str, Any]) -> None:
-    """Hand a message of the network to the bank's handlers of its type, each once (the inbox)."""
-    event = received_from_envelope(envelope)
-    for subscription in bus.subscriptions_for(event.type):
-        run_handler(subscription, event)
+    """Hand a message of the network to the bank: recorded in the outbox (in the unit of work
+    open, or one of its own), delivered to the handlers of its type after the commit."""
+    record_incoming(envelope)
 
 
 def answer_payment_requests(events: Sequence[ReceivedEvent]) -> None:
