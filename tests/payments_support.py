@@ -1,22 +1,22 @@
 """Builders for payment tests: beneficiaries, payments through the services, and the screening's
-decisions published the way the fraud context publishes them (its committed schemas), so the
-payments context's steps can be driven without the fraud context's code."""
+decisions published the way the fraud context publishes them (tests/contracts.py: its committed
+schemas), so the payments context's steps can be driven without the fraud context's code."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
 from apps.payments import services
 from apps.payments.models import Payment
-from fintech.events import DomainEvent, rfc3339
+from fintech.events import rfc3339
 from fintech.payment_network import new_end_to_end_id
 from outbox.publisher import publish
 from outbox.unit_of_work import unit_of_work
+from tests.contracts import FraudReviewDecided, FraudScreened
 
 ACCOUNT_BENEFICIARY = {
     "name": "Maria Oliveira",
@@ -28,42 +28,6 @@ ACCOUNT_BENEFICIARY = {
 # The simulated network returns payments to this account: closed at the beneficiary's bank.
 CLOSED_BENEFICIARY = {**ACCOUNT_BENEFICIARY, "account_number": "99999123-4"}
 PIX_BENEFICIARY = {"pix_key": "maria.oliveira@example.com"}
-
-
-@dataclass(frozen=True, kw_only=True)
-class FraudScreened(DomainEvent):
-    """fraud.screened as the fraud context publishes it (fintech/events/schemas/fraud.screened/v1.json)."""
-
-    event_type: ClassVar[str] = "fraud.screened"
-    source: ClassVar[str] = "fraud"
-    aggregate_field: ClassVar[str] = "subject_id"
-
-    screening_id: str
-    subject_type: str
-    subject_id: str
-    account_id: str
-    amount: int
-    currency: str
-    decision: str
-    score: int
-    rules: list[dict[str, Any]]
-    screened_at: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class FraudReviewDecided(DomainEvent):
-    """fraud.review_decided as the fraud context publishes it."""
-
-    event_type: ClassVar[str] = "fraud.review_decided"
-    source: ClassVar[str] = "fraud"
-    aggregate_field: ClassVar[str] = "subject_id"
-
-    subject_type: str
-    subject_id: str
-    decision: str
-    decided_by: str
-    reason: str
-    decided_at: str
 
 
 def screen(payment: Payment, decision: str) -> None:

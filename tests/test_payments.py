@@ -29,11 +29,11 @@ from fintech.payment_network import unseal_beneficiary
 from outbox.models import OutboxEvent
 from outbox.publisher import publish
 from outbox.unit_of_work import unit_of_work
+from tests.contracts import FraudScreened
 from tests.factories import open_account
 from tests.payments_support import (
     ACCOUNT_BENEFICIARY,
     PIX_BENEFICIARY,
-    FraudScreened,
     answer,
     credit_order,
     decide_review,
