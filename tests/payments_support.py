@@ -5,6 +5,8 @@ schemas), so the payments context's steps can be driven without the fraud contex
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -12,6 +14,7 @@ from django.utils import timezone
 
 from apps.payments import services
 from apps.payments.models import Payment
+from fintech import bus
 from fintech.events import rfc3339
 from fintech.payment_network import new_end_to_end_id
 from outbox.publisher import publish
@@ -28,6 +31,26 @@ ACCOUNT_BENEFICIARY = {
 # The simulated network returns payments to this account: closed at the beneficiary's bank.
 CLOSED_BENEFICIARY = {**ACCOUNT_BENEFICIARY, "account_number": "99999123-4"}
 PIX_BENEFICIARY = {"pix_key": "maria.oliveira@example.com"}
+
+
+# The fraud context's step that screens a payment as it is initiated (when the fraud context is
+# installed): tests that decide the screening themselves set it aside.
+FRAUD_PAYMENT_SCREENING = "fraud.screen_payment"
+
+
+@contextmanager
+def screening_by_the_test() -> Iterator[None]:
+    """While open, nothing screens a payment but the test (`screen`, `decide_review`)."""
+    step = bus.subscription_named(FRAUD_PAYMENT_SCREENING)
+    if step is not None:
+        bus.unsubscribe(step.name)
+    try:
+        yield
+    finally:
+        if step is not None:
+            bus.subscribe(step.event_type, name=step.name, same_unit_of_work=step.same_unit_of_work, batch=step.batch)(
+                step.handler
+            )
 
 
 def screen(payment: Payment, decision: str) -> None:

@@ -20,7 +20,7 @@ from fintech import bus
 from outbox.models import InboxRecord
 from outbox.network_simulator import inline
 from tests.factories import open_account
-from tests.payments_support import CLOSED_BENEFICIARY, initiate, screen
+from tests.payments_support import CLOSED_BENEFICIARY, initiate, screen, screening_by_the_test
 from tests.spine.support import PRODUCTION_ENV, ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,7 +35,8 @@ def simulated_network(settings, tmp_path):
     installed_here = not inline.installed()
     if installed_here:  # on a run with Kafka configured, the default is the real network
         inline.install()
-    yield tmp_path / f"settlement-{timezone.now().date().isoformat()}.csv"
+    with screening_by_the_test():
+        yield tmp_path / f"settlement-{timezone.now().date().isoformat()}.csv"
     if installed_here:
         inline.uninstall()
 

@@ -35,7 +35,7 @@ from outbox.relay import relay_pending
 from outbox.sinks import build_sink
 from tests.factories import open_account
 from tests.kafka_support import end_offsets, fresh_group, read_since
-from tests.payments_support import CLOSED_BENEFICIARY, sent_payment
+from tests.payments_support import CLOSED_BENEFICIARY, screening_by_the_test, sent_payment
 from tests.spine.support import ManagedProcess, start_manage
 
 pytestmark = [pytest.mark.kafka, pytest.mark.django_db(transaction=True)]
@@ -55,6 +55,13 @@ def topics(django_db_blocker):
 @pytest.fixture(autouse=True)
 def network_outside(settings):
     settings.FINTECH_PAYMENT_NETWORK = "kafka"
+
+
+@pytest.fixture(autouse=True)
+def screened_by_the_test():
+    """These tests play the screening's decisions themselves (tests/payments_support.py)."""
+    with screening_by_the_test():
+        yield
 
 
 def kafka_env(**extra: str) -> dict[str, str]:

@@ -39,6 +39,7 @@ from tests.payments_support import (
     decide_review,
     initiate,
     screen,
+    screening_by_the_test,
     sent_payment,
 )
 
@@ -49,6 +50,13 @@ pytestmark = pytest.mark.django_db
 def network_outside(settings):
     """The network is outside the bank here: the tests answer for it."""
     settings.FINTECH_PAYMENT_NETWORK = "kafka"
+
+
+@pytest.fixture(autouse=True)
+def screened_by_the_test():
+    """These tests play the screening's decisions themselves (tests/payments_support.py)."""
+    with screening_by_the_test():
+        yield
 
 
 def available(account) -> int:

@@ -11,7 +11,7 @@ import pytest
 from apps.payments.models import Payment
 from outbox.models import OutboxEvent
 from tests.factories import open_account, verified_customer
-from tests.payments_support import ACCOUNT_BENEFICIARY, screen
+from tests.payments_support import ACCOUNT_BENEFICIARY, screen, screening_by_the_test
 
 pytestmark = pytest.mark.django_db
 
@@ -19,6 +19,13 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def network_outside(settings):
     settings.FINTECH_PAYMENT_NETWORK = "kafka"
+
+
+@pytest.fixture(autouse=True)
+def screened_by_the_test():
+    """These tests play the screening's decisions themselves (tests/payments_support.py)."""
+    with screening_by_the_test():
+        yield
 
 
 def pay(client, body, key=None):
