@@ -613,6 +613,10 @@ def _credit_again(booked: InboundCredit, credit: CreditOrder) -> None:
         message_type=CREDIT_TYPE,
         subject=credit.end_to_end_id,
         reason=IgnoredNetworkMessage.Reason.CONFLICTING_CREDIT,
-        detail=f"The end-to-end id was booked as {booked.amount} {booked.currency} to another or the same account.",
+        detail=(
+            f"The end-to-end id was booked as {booked.amount} {booked.currency} for account "
+            f"{booked.creditor_branch}/{booked.creditor_account_number}; this credit says {credit.amount} "
+            f"{credit.currency} for {credit.creditor_branch}/{credit.creditor_account_number}."
+        ),
         data=credit.data,
     )
