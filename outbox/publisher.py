@@ -23,7 +23,9 @@ class PublishOutsideTransaction(RuntimeError):
     """An event published outside a transaction could commit without its state change."""
 
 
-def build_envelope(event: DomainEvent, *, event_id: uuid.UUID, occurred_at: datetime) -> dict[str, object]:
+def build_envelope(
+    event: DomainEvent, *, event_id: uuid.UUID, occurred_at: datetime, data: dict[str, object] | None = None
+) -> dict[str, object]:
     return {
         "specversion": "1.0",
         "id": str(event_id),
@@ -33,7 +35,7 @@ def build_envelope(event: DomainEvent, *, event_id: uuid.UUID, occurred_at: date
         "time": rfc3339(occurred_at),
         "dataschema": f"{event.event_type}/v{event.version}",
         "datacontenttype": "application/json",
-        "data": event.payload(),
+        "data": event.payload() if data is None else data,
     }
 
 
@@ -52,7 +54,7 @@ def publish(event: DomainEvent, *, occurred_at: datetime | None = None, using: s
     event_id = uuid.uuid4()
     moment = occurred_at or timezone.now()
     headers = _work_headers()
-    envelope = build_envelope(event, event_id=event_id, occurred_at=moment)
+    envelope = build_envelope(event, event_id=event_id, occurred_at=moment, data=data)
     EVENTS_PUBLISHED.labels(event.event_type).inc()
     pending = unit_of_work.PendingEvent(
         event_id=event_id,
