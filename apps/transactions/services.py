@@ -244,15 +244,23 @@ def _transfers_continue(*, verdicts: Mapping[uuid.UUID, str], waiting_in: str, n
         if not waiting:
             return list(transfers.values())
         going_on = [t for t in waiting if verdicts[t.id] in (_VALIDATE, _HOLD)]
+        # A transfer this unit of work created had its accounts checked under their locks, which
+        # this transaction still holds: they cannot have been blocked or closed since. The others
+        # waited in between (a worker's unit, a review): their accounts are read again.
+        uow = current_unit()
+        unchecked = [t for t in going_on if uow is None or uow.remembered(Transfer, t.id) is None]
         snapshots = (
-            accounts.account_snapshots([i for t in going_on for i in (t.from_account_id, t.to_account_id)])
-            if going_on
+            accounts.account_snapshots([i for t in unchecked for i in (t.from_account_id, t.to_account_id)])
+            if unchecked
             else {}
         )
+        checked = {t.id for t in going_on} - {t.id for t in unchecked}
         moving: dict[str, list[Transfer]] = {_VALIDATE: [], _HOLD: []}
         for transfer in waiting:
             verdict = verdicts[transfer.id]
-            inactive = _inactive_account(transfer, snapshots) if verdict in moving else None
+            inactive = (
+                _inactive_account(transfer, snapshots) if verdict in moving and transfer.id not in checked else None
+            )
             if inactive is not None:
                 _fail(transfer, code=inactive[0], detail=inactive[1], now=now)
             elif verdict in moving:
