@@ -172,6 +172,7 @@ def test_every_supervised_process_is_a_command_of_this_project(tmp_path):
         "dispatcher",
         "relay",
         "notifications",
+        "fraud-review-expiry",
         "overdue-payments",
         "consumer-ledger",
         "consumer-payments",
@@ -197,7 +198,14 @@ def test_every_supervised_process_is_a_command_of_this_project(tmp_path):
 def test_it_serves_with_gunicorn_and_supervises_web_dispatcher_and_relay(bank):
     status = wait_for(bank.status, what="the status file")
     assert status["supervisor_pid"] == bank.process.pid
-    assert set(status["children"]) == {"web", "dispatcher", "relay", "notifications", "overdue-payments"}
+    assert set(status["children"]) == {
+        "web",
+        "dispatcher",
+        "relay",
+        "notifications",
+        "fraud-review-expiry",
+        "overdue-payments",
+    }
     assert all(child["running"] for child in status["children"].values())
     _, headers, _ = bank.request("GET", "/healthz")
     assert headers["Server"] == "gunicorn"
@@ -318,5 +326,5 @@ def test_sigterm_stops_the_supervisor_and_every_process_it_started(bank):
     assert not [pid for pid in family if alive(pid)], "orphans left behind"
     assert not bank.status_path.exists()
     stopped = {line["child"] for line in bank.log_lines() if line["message"] == "process stopped"}
-    assert stopped == {"web", "dispatcher", "relay", "notifications", "overdue-payments"}
+    assert stopped == {"web", "dispatcher", "relay", "notifications", "fraud-review-expiry", "overdue-payments"}
     assert time.monotonic() - started < 30
