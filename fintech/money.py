@@ -27,7 +27,7 @@ class CurrencyMismatch(Unprocessable):
 
 @dataclass(frozen=True, slots=True)
 class Money:
-    """An amount of one currency: what `movable` accepts, and how the back office reads one."""
+    """An amount of one currency, as the back office reads it (`10.50 BRL`)."""
 
     minor_units: int
     currency: str
@@ -56,10 +56,11 @@ def in_major_units(minor_units: int, currency: str) -> Decimal:
     return Decimal(minor_units).scaleb(-CURRENCY_EXPONENTS.get(currency, 2))
 
 
-def movable(amount: object, currency: str) -> Money:
-    """The amount of a request to move money, as the contract allows it: a whole number of minor
-    units, above zero, at most FINTECH_MAX_AMOUNT, in a currency the bank moves. Raises
-    ValidationFailed (400) with the contract's codes; nothing has been written when it does."""
+def validate_amount(amount: object, currency: str) -> int:
+    """The amount of a request to move money (a transfer, a deposit, a payment), as the contract
+    allows it: a whole number of minor units, above zero, at most FINTECH_MAX_AMOUNT, in a
+    currency the bank moves. Raises ValidationFailed (400) with the contract's codes; nothing has
+    been written when it does."""
     if isinstance(amount, bool) or not isinstance(amount, int):
         raise ValidationFailed("amount is a whole number of minor units.", errors={"amount": ["Must be an integer."]})
     if not is_minor_units(amount):
@@ -74,4 +75,4 @@ def movable(amount: object, currency: str) -> Money:
         )
     if not is_supported_currency(currency):
         raise UnsupportedCurrency(f"The bank does not move {currency}.", errors={"currency": ["Unsupported."]})
-    return Money(amount, currency)
+    return amount

@@ -103,3 +103,7 @@ class PaymentProcessed(DomainEvent):
     network_reference: str
     return_reason: str | None
     processed_at: str
+    # Optional: when the network states them, the payments context books only a matching answer.
+    amount: int | None = None
+    currency: str | None = None
+    end_to_end_id: str | None = None

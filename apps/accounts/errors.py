@@ -23,3 +23,13 @@ class InvalidAccountStatus(Conflict):
 class AccountNotEmpty(Conflict):
     code = "account_not_empty"
     title = "Only an account with a zero balance and no holds can be closed"
+
+
+class AccountBlocked(Conflict):
+    code = "account_blocked"
+    title = "The account is blocked"
+
+
+class AccountClosed(Conflict):
+    code = "account_closed"
+    title = "The account is closed"

@@ -29,6 +29,13 @@ def account_get(*, account_id: uuid.UUID, lock: bool = False) -> BankAccount | N
     return accounts.first()
 
 
+def account_get_by_number(*, branch: str, number: str, lock: bool = False) -> BankAccount | None:
+    accounts = BankAccount.objects.filter(branch=branch, number=number)
+    if lock:
+        accounts = accounts.select_for_update()
+    return accounts.first()
+
+
 def accounts_get(*, account_ids: list[uuid.UUID], lock: bool = False) -> dict[uuid.UUID, BankAccount]:
     """Several accounts in one statement; `lock=True` locks them in id order (deadlock-free)."""
     accounts = BankAccount.objects.filter(pk__in=sorted(set(account_ids))).order_by("id")

@@ -5,9 +5,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.customers import selectors, services
-from apps.customers.documents import InvalidDocument, normalize_document
 from apps.customers.models import Customer
 from fintech.backoffice import ReadOnly
+from fintech.documents import InvalidDocument, normalize_document
 from fintech.errors import DomainError
 
 

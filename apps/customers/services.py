@@ -8,12 +8,12 @@ from datetime import date, datetime
 from django.db import IntegrityError
 from django.utils import timezone
 
-from apps.customers.contacts import InvalidPhone, normalize_email, normalize_phone
-from apps.customers.documents import InvalidDocument, normalize_document
 from apps.customers.errors import CustomerErasedAlready, CustomerNotFound, DuplicateDocument, KycAlreadyDecided
 from apps.customers.events import CustomerCreated, CustomerErased, CustomerRejected, CustomerVerified
 from apps.customers.models import ERASED_NAME, Customer
 from apps.customers.selectors import customer_exists_with_document, document_index
+from fintech.contacts import InvalidPhone, normalize_email, normalize_phone
+from fintech.documents import InvalidDocument, normalize_document
 from fintech.errors import ValidationFailed
 from fintech.events import rfc3339
 from outbox.publisher import publish

@@ -10,16 +10,6 @@ class TransferNotFound(NotFound):
     title = "Transfer not found"
 
 
-class AccountBlocked(Conflict):
-    code = "account_blocked"
-    title = "The account is blocked"
-
-
-class AccountClosed(Conflict):
-    code = "account_closed"
-    title = "The account is closed"
-
-
 class DuplicateReference(Conflict):
     code = "duplicate_reference"
     title = "A deposit with this reference already exists"

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from apps.ledger.errors import InvalidPosting, LedgerAccountNotFound
 from apps.ledger.models import LedgerAccount, Side
+from apps.ledger.models import system_account_code as system_account_code
 from fintech.money import is_known_currency
 
 SYSTEM_PURPOSES: dict[str, tuple[str, str, bool]] = {
@@ -19,10 +20,6 @@ SYSTEM_PURPOSES: dict[str, tuple[str, str, bool]] = {
     "fees": (LedgerAccount.Type.INCOME, Side.CREDIT, True),
     "suspense": (LedgerAccount.Type.LIABILITY, Side.CREDIT, True),
 }
-
-
-def system_account_code(purpose: str, currency: str) -> str:
-    return f"system:{purpose}:{currency}"
 
 
 def customer_account_code(owner_ref: uuid.UUID) -> str:

@@ -299,18 +299,19 @@ def test_money_on_hold_is_not_available_to_postings():
 
 
 def test_the_banks_own_accounts_may_go_negative():
-    clearing = LedgerAccount.objects.get(code="system:clearing:EUR")
+    # Suspense, not clearing: clearing must hold exactly the payments in the network's hands.
+    suspense = LedgerAccount.objects.get(code="system:suspense:EUR")
     services.post_transaction(
         JournalRequest(
             posting_key="adjustment:eur",
             kind=JournalTransaction.Kind.ADJUSTMENT,
             postings=[
-                Posting(account_id=clearing.id, side=DEBIT, amount=5, currency="EUR"),
+                Posting(account_id=suspense.id, side=DEBIT, amount=5, currency="EUR"),
                 Posting(account_id=settlement("EUR").id, side=CREDIT, amount=5, currency="EUR"),
             ],
         )
     )
-    assert balances(clearing, settlement("EUR")) == [(-5, 0), (-5, 0)]
+    assert balances(suspense, settlement("EUR")) == [(-5, 0), (-5, 0)]
     report = reconcile_ledger()
     assert report.ok, report.problems
     assert report.totals_by_currency["EUR"] == 0

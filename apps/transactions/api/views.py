@@ -22,12 +22,8 @@ from apps.transactions.api.serializers import (
 from apps.transactions.errors import TransferNotFound
 from apps.transactions.models import Transfer
 from fintech.api.errors import domain_problem
-from fintech.api.idempotency import idempotent
+from fintech.api.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from fintech.auth.permissions import current_principal, customer_scope, require_staff
-
-IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, required=True, description="Required: one effect per key."
-)
 
 
 def _transfer_status(transfer: Transfer) -> int:
@@ -62,7 +58,7 @@ class TransferListCreateView(GenericAPIView[Transfer]):
         operation_id="transfers_create",
         request=TransferInput,
         responses={201: TransferOutput, 202: TransferOutput},
-        parameters=[IDEMPOTENCY_KEY],
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
     )
     @idempotent(required=True)
     def post(self, request: Request) -> Response:
@@ -127,7 +123,7 @@ class DepositCreateView(APIView):
         operation_id="deposits_create",
         request=DepositInput,
         responses={201: DepositOutput},
-        parameters=[IDEMPOTENCY_KEY],
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
     )
     @idempotent(required=True)
     def post(self, request: Request) -> Response:

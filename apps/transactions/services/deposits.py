@@ -13,10 +13,9 @@ from apps.ledger import public as ledger
 from apps.transactions.errors import DuplicateReference
 from apps.transactions.events import DepositCompleted
 from apps.transactions.models import Deposit
-from apps.transactions.services.transfers import closed_account
 from fintech.errors import ValidationFailed
 from fintech.events import rfc3339
-from fintech.money import CurrencyMismatch, movable
+from fintech.money import validate_amount
 from outbox.publisher import publish
 from outbox.unit_of_work import unit_of_work
 
@@ -26,7 +25,7 @@ def deposit_make(
 ) -> Deposit:
     """Credit an account with money that came from outside, against the settlement account."""
     now = now or timezone.now()
-    money = movable(amount, currency)
+    validate_amount(amount, currency)
     reference = reference.strip()
     if not reference:
         raise ValidationFailed("A deposit needs a reference.", errors={"reference": ["This field is required."]})
@@ -35,9 +34,7 @@ def deposit_make(
             account = accounts.account_snapshot(account_id, lock=True)
             if account is None:
                 raise accounts.AccountNotFound(f"No account {account_id}.")
-            if account.currency != currency:
-                raise CurrencyMismatch(f"The deposit is in {currency}; the account holds {account.currency}.")
-            refusal = closed_account(account, "destination")
+            refusal = accounts.account_refusal(account, currency=currency, role="destination")
             if refusal is not None:
                 raise refusal
             if Deposit.objects.filter(reference=reference).exists():
@@ -53,8 +50,8 @@ def deposit_make(
             )
             deposit.journal_transaction_id = ledger.deposit(
                 account_id=account.id,
-                amount=money.minor_units,
-                currency=money.currency,
+                amount=amount,
+                currency=currency,
                 posting_key=f"deposit:{deposit.id}",
                 reference=reference,
             )

@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.accounts import public as accounts
 from apps.accounts.public import AccountSnapshot
 from apps.ledger import public as ledger
-from apps.transactions.errors import AccountBlocked, AccountClosed, TransferNotFound, TransferStateError
+from apps.transactions.errors import TransferNotFound, TransferStateError
 from apps.transactions.events import (
     TransferCompleted,
     TransferFailed,
@@ -25,7 +25,7 @@ from apps.transactions.models import Transfer
 from fintech.errors import DomainError, ValidationFailed
 from fintech.events import rfc3339
 from fintech.faults import crash_point
-from fintech.money import CurrencyMismatch, movable
+from fintech.money import validate_amount
 from fintech.sql import update_rows
 from outbox.publisher import publish
 from outbox.unit_of_work import current as current_unit
@@ -37,7 +37,7 @@ def request_refusal(
 ) -> DomainError | None:
     """Why a transfer is refused whatever its accounts hold, or None (nothing read)."""
     try:
-        movable(amount, currency)
+        validate_amount(amount, currency)
     except DomainError as error:
         return error
     if from_account_id == to_account_id:
@@ -65,20 +65,11 @@ def transfer_accounts(
         return accounts.AccountNotFound(f"No account {from_account_id}.")
     if destination is None:
         return accounts.AccountNotFound(f"No account {to_account_id}.")
-    if source.currency != currency or destination.currency != currency:
-        return CurrencyMismatch(
-            f"The transfer is in {currency}; the accounts hold {source.currency} and {destination.currency}."
-        )
-    return closed_account(source, "source") or closed_account(destination, "destination") or (source, destination)
-
-
-def closed_account(account: AccountSnapshot, role: str) -> DomainError | None:
-    """The refusal of an account that takes no money now (blocked or closed), or None."""
-    if account.status == "blocked":
-        return AccountBlocked(f"The {role} account is blocked.")
-    if account.status == "closed":
-        return AccountClosed(f"The {role} account is closed.")
-    return None
+    return (
+        accounts.account_refusal(source, currency=currency, role="source")
+        or accounts.account_refusal(destination, currency=currency, role="destination")
+        or (source, destination)
+    )
 
 
 def new_transfer(
@@ -251,15 +242,23 @@ def _transfers_continue(*, verdicts: Mapping[uuid.UUID, str], waiting_in: str, n
         if not waiting:
             return list(transfers.values())
         going_on = [t for t in waiting if verdicts[t.id] in (_VALIDATE, _HOLD)]
+        # A transfer this unit of work created had its accounts checked under their locks, which
+        # this transaction still holds: they cannot have been blocked or closed since. The others
+        # waited in between (a worker's unit, a review): their accounts are read again.
+        uow = current_unit()
+        unchecked = [t for t in going_on if uow is None or uow.remembered(Transfer, t.id) is None]
         snapshots = (
-            accounts.account_snapshots([i for t in going_on for i in (t.from_account_id, t.to_account_id)])
-            if going_on
+            accounts.account_snapshots([i for t in unchecked for i in (t.from_account_id, t.to_account_id)])
+            if unchecked
             else {}
         )
+        checked = {t.id for t in going_on} - {t.id for t in unchecked}
         moving: dict[str, list[Transfer]] = {_VALIDATE: [], _HOLD: []}
         for transfer in waiting:
             verdict = verdicts[transfer.id]
-            inactive = _inactive_account(transfer, snapshots) if verdict in moving else None
+            inactive = (
+                _inactive_account(transfer, snapshots) if verdict in moving and transfer.id not in checked else None
+            )
             if inactive is not None:
                 _fail(transfer, code=inactive[0], detail=inactive[1], now=now)
             elif verdict in moving:
@@ -291,12 +290,14 @@ def _moved_event(transfer: Transfer, now: datetime) -> TransferValidated | Trans
 
 
 def _inactive_account(transfer: Transfer, snapshots: dict[uuid.UUID, AccountSnapshot]) -> tuple[str, str] | None:
-    """(failure code, detail) when one of the transfer's accounts is no longer active."""
+    """(failure code, detail) when one of the transfer's accounts no longer takes its money."""
     for account_id, role in ((transfer.from_account_id, "source"), (transfer.to_account_id, "destination")):
         account = snapshots.get(account_id)
-        if account is None or account.status != "active":
-            code = "account_closed" if account is None or account.status == "closed" else "account_blocked"
-            return code, f"The {role} account is no longer active."
+        if account is None:
+            return accounts.AccountClosed.code, f"The {role} account is no longer active."
+        refusal = accounts.account_refusal(account, currency=transfer.currency)
+        if refusal is not None:
+            return refusal.code, f"The {role} account is no longer active."
     return None
 
 

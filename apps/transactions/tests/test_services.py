@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from apps.accounts.public import AccountBlocked
 from apps.transactions import services
-from apps.transactions.errors import AccountBlocked, TransferNotFound, TransferStateError
+from apps.transactions.errors import TransferNotFound, TransferStateError
 from apps.transactions.models import Transfer
 from fintech.errors import DomainError
 from outbox.models import OutboxEvent

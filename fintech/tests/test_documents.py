@@ -1,6 +1,6 @@
 import pytest
 
-from apps.customers.documents import DocumentType, InvalidDocument, mask_document, normalize_document
+from fintech.documents import DocumentType, InvalidDocument, mask_document, normalize_document
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,7 @@
-"""Brazilian taxpayer documents: CPF (people, 11 digits) and CNPJ (companies, 14 digits)."""
+"""Brazilian taxpayer documents: CPF (people, 11 digits) and CNPJ (companies, 14 digits).
+
+One rule for the whole bank: a customer's document at onboarding, a payment's beneficiary and
+a PIX key that is a document are checked and masked here."""
 
 from __future__ import annotations
 

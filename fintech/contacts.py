@@ -1,4 +1,5 @@
-"""A customer's e-mail and phone: normalization and the masks shown where the whole value is not needed."""
+"""E-mail addresses and phone numbers: normalization and the masks shown where the whole value is not
+needed. One rule for a customer's contacts and for the PIX keys that are an e-mail or a phone."""
 
 from __future__ import annotations
 
