@@ -17,6 +17,7 @@ from apps.payments.models import Payment
 from fintech import bus
 from fintech.events import rfc3339
 from fintech.payment_network import new_end_to_end_id
+from outbox.network_simulator import inline
 from outbox.publisher import publish
 from outbox.unit_of_work import unit_of_work
 from tests.contracts import FraudReviewDecided, FraudScreened
@@ -51,6 +52,23 @@ def screening_by_the_test() -> Iterator[None]:
             bus.subscribe(step.event_type, name=step.name, same_unit_of_work=step.same_unit_of_work, batch=step.batch)(
                 step.handler
             )
+
+
+@contextmanager
+def network_in_process(test_settings: Any, settlement_file: str) -> Iterator[None]:
+    """The payment network simulated in this process, as on the embedded default, also on a run
+    whose settings chose the network over Kafka: it answers each payment.requested once it is
+    dispatched, and keeps its day in `settlement_file`. `test_settings`: pytest-django's fixture."""
+    test_settings.FINTECH_PAYMENT_NETWORK = inline.MODE
+    test_settings.FINTECH_PAYMENT_SIMULATOR_SETTLEMENT_FILE = settlement_file
+    installed_here = not inline.installed()
+    if installed_here:
+        inline.install()
+    try:
+        yield
+    finally:
+        if installed_here:
+            inline.uninstall()
 
 
 def screen(payment: Payment, decision: str) -> None:

@@ -5,9 +5,10 @@ payment with no server at all.
 A reaction to `payment.requested` asks the simulated network (`network.PaymentNetwork`) for its
 answer and records that answer in the outbox as the message it is (`record_incoming`: validated
 against its schema, the network's envelope kept). The dispatcher then hands it to every handler
-of `payment.processed` (the payments context books it; notifications and analytics read it),
-each once through the inbox, with retries and dead letters: the same handlers and services as
-for a record a consumer group reads from Kafka; only the transport differs. A reaction to
+of `payment.processed` (the payments context books it, or refuses to; notifications and analytics
+read only what it booked), each once through the inbox, with retries and dead letters: the same
+handlers and services as for a record a consumer group reads from Kafka; only the transport
+differs. A reaction to
 `payment.credit_returned` gives the network back a credit the bank refused. The network's day is
 written to FINTECH_PAYMENT_SIMULATOR_SETTLEMENT_FILE.
 """

@@ -55,9 +55,22 @@ class TransferFigures(serializers.Serializer[dict[str, object]]):
 
 
 class PaymentFigures(serializers.Serializer[dict[str, object]]):
+    """Outbound payments as the payments context booked them (not the network's raw answers)."""
+
     initiated = CountVolume()
-    settled = CountVolume()
-    returned = CountVolume()
+    review = CountVolume(help_text="Held by the screening for an analyst.")
+    settled = CountVolume(help_text="Settled by the network: the money left the bank.")
+    returned = CountVolume(help_text="Returned by the network: the money came back to the customer.")
+    failed = CountVolume(
+        help_text="Never sent: rejected by the screening or its review, or its account was blocked or closed meanwhile."
+    )
+
+
+class CreditFigures(serializers.Serializer[dict[str, object]]):
+    """Credits from other banks for our customers."""
+
+    credited = CountVolume(help_text="Booked to the customer's account.")
+    returned = CountVolume(help_text="Refused by the bank (no such account, closed, blocked, another currency).")
 
 
 class FraudDecisions(serializers.Serializer[dict[str, int]]):
@@ -85,6 +98,7 @@ class CurrencyFigures(serializers.Serializer[dict[str, object]]):
     transfers = TransferFigures()
     deposits = CountVolume()
     payments = PaymentFigures()
+    credits = CreditFigures()
     fraud = FraudFigures()
 
 

@@ -11,7 +11,7 @@ same message under the same key, which the provider recognises.
 
 from apps.notifications.services.delivery import DeliveryReport, notification_resend, notifications_deliver, send
 from apps.notifications.services.preferences import channel_opt_in, channel_opt_out, customers_notifications_erase
-from apps.notifications.services.recording import Notice, notices_of, notify, payment_orders_record
+from apps.notifications.services.recording import Notice, notices_of, notify
 
 __all__ = [
     "DeliveryReport",
@@ -23,6 +23,5 @@ __all__ = [
     "notification_resend",
     "notifications_deliver",
     "notify",
-    "payment_orders_record",
     "send",
 ]

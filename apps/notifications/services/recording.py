@@ -16,11 +16,8 @@ from django.utils.dateparse import parse_datetime
 from apps.accounts import public as accounts
 from apps.customers import public as customers
 from apps.notifications import selectors
-from apps.notifications.errors import (
-    PaymentNotYetKnown,
-)
 from apps.notifications.events import NotificationSend
-from apps.notifications.models import Category, Channel, Notification, PaymentOrder
+from apps.notifications.models import Category, Channel, Notification
 from apps.notifications.notices import account_ending, language_of, render
 from fintech.events import ReceivedEvent, rfc3339
 from outbox.publisher import publish
@@ -49,28 +46,28 @@ def _uuid(value: object) -> uuid.UUID:
 # -- what each event tells whom -------------------------------------------------------------------
 
 
-def _accounts_named(events: Sequence[ReceivedEvent], orders: dict[uuid.UUID, PaymentOrder]) -> set[uuid.UUID]:
+def _accounts_named(events: Sequence[ReceivedEvent]) -> set[uuid.UUID]:
     names: set[uuid.UUID] = set()
     for event in events:
         for key in ("from_account_id", "to_account_id", "account_id"):
             if event.data.get(key):
                 names.add(_uuid(event.data[key]))
-        if event.type == "payment.processed":
-            order = orders.get(_uuid(event.data["payment_id"]))
-            if order is not None:
-                names.add(order.account_id)
     return names
 
 
+# The payments context's booked events: (notice, category, the time the event names).
+_PAYMENT_NOTICES = {
+    "payment.settled": ("payment_settled", Category.ACTIVITY, "settled_at"),
+    "payment.returned": ("payment_returned", Category.SECURITY, "returned_at"),
+    "payment.failed": ("payment_failed", Category.SECURITY, "failed_at"),
+    "payment.held_for_review": ("payment_in_review", Category.SECURITY, "held_at"),
+    "payment.credited": ("credit_received", Category.ACTIVITY, "credited_at"),
+}
+
+
 def notices_of(events: Sequence[ReceivedEvent]) -> list[Notice]:
-    """The messages these events call for (one statement for the accounts they name, one for
-    the payments they answer)."""
-    payment_ids = [_uuid(e.data["payment_id"]) for e in events if e.type == "payment.processed"]
-    orders = selectors.payment_orders(payment_ids=payment_ids) if payment_ids else {}
-    missing = [payment_id for payment_id in payment_ids if payment_id not in orders]
-    if missing:
-        raise PaymentNotYetKnown(f"payment.processed for payment {missing[0]}, whose payment.initiated is not here yet")
-    named = _accounts_named(events, orders)
+    """The messages these events call for (one statement for the accounts they name)."""
+    named = _accounts_named(events)
     snapshots = accounts.account_snapshots(sorted(named)) if named else {}
 
     def holder(account_id: object) -> uuid.UUID | None:
@@ -131,19 +128,17 @@ def notices_of(events: Sequence[ReceivedEvent]) -> list[Notice]:
                     "account_ending": ending(data["account_id"]),
                 }
                 notices.append(Notice(event, "deposit_received", Category.ACTIVITY, holder(data["account_id"]), facts))
-            case "payment.processed":
-                order = orders[_uuid(data["payment_id"])]
+            case payment_event if payment_event in _PAYMENT_NOTICES:
+                # Booked by the payments context: the event names the customer and the account.
+                notice, category, moment_field = _PAYMENT_NOTICES[payment_event]
                 facts = {
-                    "amount": order.amount,
-                    "currency": order.currency,
-                    "moment": _moment(event, "processed_at"),
-                    "account_ending": ending(order.account_id),
+                    **money,
+                    "moment": _moment(event, moment_field),
+                    "account_ending": ending(data["account_id"]),
                     "return_reason": data.get("return_reason") or "",
+                    "failure_code": data.get("failure_code") or "",
                 }
-                if data["status"] == "settled":
-                    notices.append(Notice(event, "payment_settled", Category.ACTIVITY, order.customer_id, facts))
-                else:
-                    notices.append(Notice(event, "payment_returned", Category.SECURITY, order.customer_id, facts))
+                notices.append(Notice(event, notice, category, _uuid(data["customer_id"]), facts))
             case "account.blocked":
                 facts = {"moment": _moment(event, "changed_at"), "account_ending": ending(data["account_id"])}
                 notices.append(Notice(event, "account_blocked", Category.SECURITY, _uuid(data["customer_id"]), facts))
@@ -241,22 +236,3 @@ def _record(notices: Sequence[Notice], *, now: datetime) -> list[Notification]:
             occurred_at=now,
         )
     return fresh
-
-
-def payment_orders_record(*, events: Sequence[ReceivedEvent]) -> None:
-    """Keep what `payment.initiated` says of each payment, for the network's answer later."""
-    with unit_of_work():
-        PaymentOrder.objects.bulk_create(
-            [
-                PaymentOrder(
-                    payment_id=_uuid(event.data["payment_id"]),
-                    customer_id=_uuid(event.data["customer_id"]),
-                    account_id=_uuid(event.data["account_id"]),
-                    amount=int(event.data["amount"]),
-                    currency=str(event.data["currency"]),
-                    initiated_at=_moment(event, "initiated_at"),
-                )
-                for event in events
-            ],
-            ignore_conflicts=True,
-        )
