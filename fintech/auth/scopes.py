@@ -21,11 +21,12 @@ OPERATION_SCOPES: frozenset[str] = frozenset(
         "ledger:read",
         "analytics:read",
         "fraud:review",
+        "payments:write",
     }
 )
-# The contract's scopes of the operations being built (payments): the realm grants them already,
-# so clients can hold them before the operations ship. When one ships, its scope moves up to
+# The contract's scopes of operations not built yet: the realm grants them already, so clients
+# can hold them before the operations ship. When one ships, its scope moves up to
 # OPERATION_SCOPES.
-RESERVED_SCOPES: frozenset[str] = frozenset({"payments:write"})
+RESERVED_SCOPES: frozenset[str] = frozenset()
 
 KNOWN_SCOPES: frozenset[str] = OPERATION_SCOPES | RESERVED_SCOPES
