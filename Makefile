@@ -10,12 +10,13 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt 2>
 # The services the test suite needs; later issues add cassandra.
 TEST_SERVICES ?= postgres redis kafka keycloak
 
-.PHONY: help install run test test-sqlite test-postgres lint format schema services-up services-down services-status \
+.PHONY: help install run test test-sqlite test-postgres fuzz lint format schema services-up services-down services-status \
 	bench bench-relay clean
 
 help:
 	@echo "make run            serve the bank on 127.0.0.1:$(PORT) (SQLite, in-process events, e-mails as files in var/mail/)"
 	@echo "make test           start the services the suite needs and run the whole suite"
+	@echo "make fuzz           the API fuzzed from its OpenAPI schema with twenty times the budget of make test"
 	@echo "make lint           ruff, mypy, import-linter, makemigrations --check"
 	@echo "make services-up    start PostgreSQL, Redis, Kafka and Keycloak here; prints export lines for eval"
 	@echo "make bench          every benchmark figure beside its peers; writes docs/benchmarks.md (BENCH_ONLY=ledger,http)"
@@ -58,6 +59,13 @@ test-postgres: $(STAMP)
 	env -u OIDC_ISSUER FINTECH_TEST_KEYCLOAK_ISSUER="$(OIDC_ISSUER)" \
 	DATABASE_URL="$(DATABASE_URL)" KAFKA_BOOTSTRAP_SERVERS="$(KAFKA_BOOTSTRAP_SERVERS)" REDIS_URL="$(REDIS_URL)" \
 		$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+# The fuzz test of `make test` (tests/test_fuzz_api.py) with a bigger budget: FUZZ_EXAMPLES
+# requests per operation, mode and caller (the suite runs FINTECH_FUZZ_EXAMPLES=6).
+FUZZ_EXAMPLES ?= 120
+fuzz: $(STAMP)
+	env -u DATABASE_URL -u REDIS_URL -u KAFKA_BOOTSTRAP_SERVERS -u OIDC_ISSUER FINTECH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+		$(PY) -m pytest -p no:cacheprovider --timeout 0 tests/test_fuzz_api.py $(PYTEST_ARGS)
 
 # Not a test: a measurement on the real services, written down in docs/benchmarks.md.
 bench-relay: $(STAMP)

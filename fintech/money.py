@@ -50,6 +50,11 @@ def is_supported_currency(currency: object) -> bool:
     return is_known_currency(currency) and currency in settings.FINTECH_SUPPORTED_CURRENCIES
 
 
+def supported_currencies() -> list[str]:
+    """The currencies a request may name: those of FINTECH_SUPPORTED_CURRENCIES the bank knows."""
+    return [currency for currency in settings.FINTECH_SUPPORTED_CURRENCIES if is_known_currency(currency)]
+
+
 def in_major_units(minor_units: int, currency: str) -> Decimal:
     """1050 BRL is Decimal("10.50"): for people to read (notices, charts), never to compute with.
     A currency the bank does not know is read with two decimals."""

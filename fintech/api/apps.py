@@ -6,3 +6,6 @@ class ApiKernelConfig(AppConfig):
     label = "fintech_api"
     verbose_name = "API kernel"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        import fintech.api.schema  # noqa: F401  (registers the schema extensions)

@@ -59,6 +59,26 @@ def _flatten(detail: Any) -> Any:
     return [str(detail)]
 
 
+def _messages_by_field(detail: Any, field: str = "", found: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
+    """A serializer's errors as `{field: [messages]}`, nested fields as dotted paths
+    (`transfers.3.amount`, `beneficiary.document`): the problem's `errors` is one flat object of
+    string lists, as the schema's Problem says, however deep the input."""
+    found = {} if found is None else found
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = field if key == "non_field_errors" and field else f"{field}.{key}" if field else str(key)
+            _messages_by_field(value, name, found)
+    elif isinstance(detail, list):
+        for index, item in enumerate(detail):
+            if isinstance(item, dict | list):
+                _messages_by_field(item, f"{field}.{index}" if field else str(index), found)
+            else:
+                found.setdefault(field or "non_field_errors", []).append(str(item))
+    else:
+        found.setdefault(field or "non_field_errors", []).append(str(detail))
+    return found
+
+
 def _drf_code(exc: drf.APIException) -> str:
     codes = exc.get_codes()
     if isinstance(codes, str) and codes not in {"error", "invalid", exc.default_code}:
@@ -92,9 +112,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         return Response(domain_problem(exc), status=exc.status, headers=headers)
 
     if isinstance(exc, drf.ValidationError):
-        errors = _flatten(exc.detail)
-        if not isinstance(errors, dict):
-            errors = {"non_field_errors": errors}
+        errors = _messages_by_field(exc.detail)
         body = problem(
             status=400,
             code="validation_error",

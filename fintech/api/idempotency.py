@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import socket
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -45,10 +46,29 @@ logger = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
-# How an operation that requires the header says so in the OpenAPI schema.
-IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
-    HEADER, str, OpenApiParameter.HEADER, required=True, description="Required: one effect per key."
-)
+# A key is 1 to 255 printable ASCII characters, spaces only inside it (a header's edges are
+# whitespace that proxies strip, so a key ending in one could not be replayed faithfully).
+KEY_MAX_LENGTH = 255
+KEY_PATTERN = r"^[!-~](?:[ -~]*[!-~])?$"
+
+
+def idempotency_key_parameter(*, required: bool) -> OpenApiParameter:
+    """How an operation says in the OpenAPI schema that it takes the header: the same rule
+    `_key` enforces."""
+    return OpenApiParameter(
+        HEADER,
+        {"type": "string", "minLength": 1, "maxLength": KEY_MAX_LENGTH, "pattern": KEY_PATTERN},
+        OpenApiParameter.HEADER,
+        required=required,
+        description=(
+            "Required: one effect per key." if required else "Optional: with a key, a retry replays the first answer."
+        )
+        + f" 1 to {KEY_MAX_LENGTH} printable ASCII characters, no space at either end.",
+    )
+
+
+IDEMPOTENCY_KEY_PARAMETER = idempotency_key_parameter(required=True)
+OPTIONAL_IDEMPOTENCY_KEY_PARAMETER = idempotency_key_parameter(required=False)
 
 Handler = Callable[..., Response]
 
@@ -65,18 +85,18 @@ def _owner(request: Request) -> str:
 
 
 def _key(request: Request) -> str:
-    key = request.headers.get(HEADER, "").strip()
+    key = request.headers.get(HEADER, "")
     if not key:
         raise ValidationFailed(
             f"This operation requires an {HEADER} header.",
             code="idempotency_key_missing",
             errors={HEADER: ["This header is required."]},
         )
-    if len(key) > 255 or not key.isprintable():
+    if len(key) > KEY_MAX_LENGTH or not re.fullmatch(KEY_PATTERN, key):
         raise ValidationFailed(
-            f"The {HEADER} must be 1 to 255 printable characters.",
+            f"The {HEADER} must be 1 to {KEY_MAX_LENGTH} printable ASCII characters, no space at either end.",
             code="idempotency_key_invalid",
-            errors={HEADER: ["Must be 1 to 255 printable characters."]},
+            errors={HEADER: [f"Must be 1 to {KEY_MAX_LENGTH} printable ASCII characters, no space at either end."]},
         )
     return key
 
@@ -201,7 +221,7 @@ def _release(request: Request, key: str) -> None:
 
 
 def run_idempotent(request: Request, handle: Callable[[], Response], *, required: bool = True) -> Response:
-    if not required and not request.headers.get(HEADER, "").strip():
+    if not required and HEADER not in request.headers:
         return handle()  # the key is optional here; without one, a retry is a new request
     key = _key(request)
     reserved = _reserve(request, key, fingerprint(request))

@@ -7,16 +7,29 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework import serializers
 
+_TEXT_FIELDS = (serializers.CharField, serializers.UUIDField, serializers.DateField, serializers.DateTimeField)
 
+
+# Input serializer that refuses fields it does not know, so a client that sends `status` or
+# `balance` learns at once that it cannot set them (no mass assignment); the schema says so with
+# `additionalProperties: false` (fintech/api/schema.py). A comment, not a docstring: drf-spectacular
+# shows a class's docstring, inherited ones included, as its schema's description, so every input
+# schema built on this one would carry this text.
 class StrictInputSerializer(serializers.Serializer[Any]):
-    """Input serializer that refuses fields it does not know, so a client that sends
-    `status` or `balance` learns at once that it cannot set them (no mass assignment)."""
-
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
                 raise serializers.ValidationError({name: ["This field is not accepted."] for name in unknown})
+            # DRF reads 7 as the text "7" and false as the UUID 0: a JSON value whose type is not
+            # the schema's string is refused, not converted.
+            not_text = {
+                name: ["Must be a string."]
+                for name, field in self.fields.items()
+                if isinstance(field, _TEXT_FIELDS) and data.get(name) is not None and not isinstance(data[name], str)
+            }
+            if not_text:
+                raise serializers.ValidationError(not_text)
         return super().to_internal_value(data)
 
 
@@ -30,11 +43,30 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class AmountField(StrictIntegerField):
+    """An amount of money in minor units. The range is the one `fintech.money.validate_amount`
+    enforces (above zero, at most FINTECH_MAX_AMOUNT), with its error codes; the schema declares
+    it (fintech/api/schema.py)."""
+
+
+class CurrencyCodeField(serializers.RegexField):
+    """Three capital letters, the shape of an ISO 4217 code."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(r"^[A-Z]{3}$", **kwargs)
+
+
+class CurrencyField(CurrencyCodeField):
+    """An ISO 4217 code. The schema lists the currencies the bank moves
+    (FINTECH_SUPPORTED_CURRENCIES); any other is refused by the service that owns the rule
+    (`unsupported_currency`, fintech/money.py), this field refuses what is not a code at all."""
+
+
 # An amount and its currency, as every money-moving request carries them. (A comment, not a
 # docstring: the schema would show it as the description of every request built on it.)
 class MoneyInput(StrictInputSerializer):
-    amount = StrictIntegerField(help_text="Minor units: 1050 is 10.50.")
-    currency = serializers.RegexField(r"^[A-Z]{3}$", help_text="ISO 4217.")
+    amount = AmountField(help_text="Minor units: 1050 is 10.50.")
+    currency = CurrencyField(help_text="ISO 4217: one of the currencies the bank moves.")
 
 
 class QueryInput(serializers.Serializer[Any]):
@@ -68,7 +100,7 @@ class MomentField(serializers.Field[datetime, str, str, Any]):
             day = parse_date(raw)
             moment = datetime.combine(day + timedelta(days=1) if self.end else day, time.min) if day else None
             moment = moment or parse_datetime(raw)
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: the day after 9999-12-31
             moment = None
         if moment is None:
             self.fail("invalid")

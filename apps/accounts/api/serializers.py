@@ -6,14 +6,16 @@ from rest_framework import serializers
 
 from apps.accounts.models import BankAccount
 from apps.accounts.selectors import NO_MONEY, AccountBalance
-from fintech.api.serializers import PeriodQuery, QueryInput, StrictInputSerializer
+from fintech.api.serializers import CurrencyField, PeriodQuery, QueryInput, StrictInputSerializer
 
 STATEMENT_PAGE_SIZE = 50
 
 
 class AccountOpenInput(StrictInputSerializer):
     customer_id = serializers.UUIDField()
-    currency = serializers.RegexField(r"^[A-Z]{3}$", required=False, help_text="ISO 4217; BRL by default.")
+    currency = CurrencyField(
+        required=False, help_text="ISO 4217: one of the currencies the bank moves; FINTECH_DEFAULT_CURRENCY by default."
+    )
 
 
 class AccountStatusInput(StrictInputSerializer):
@@ -22,7 +24,7 @@ class AccountStatusInput(StrictInputSerializer):
 
 class AccountListQuery(QueryInput):
     customer_id = serializers.UUIDField(required=False)
-    status = serializers.CharField(required=False)
+    status = serializers.ChoiceField(choices=BankAccount.Status.values, required=False)
 
 
 class AccountOutput(serializers.ModelSerializer[BankAccount]):

@@ -22,7 +22,8 @@ from apps.accounts.api.serializers import (
 )
 from apps.accounts.errors import AccountNotFound
 from apps.accounts.models import BankAccount
-from fintech.api.idempotency import idempotent
+from fintech.api.idempotency import OPTIONAL_IDEMPOTENCY_KEY_PARAMETER, idempotent
+from fintech.api.schema import MOMENT_SCHEMA
 from fintech.auth.permissions import current_principal, customer_scope, require_customer_access, require_staff
 
 StatusCommand = Callable[..., BankAccount]
@@ -66,7 +67,7 @@ class AccountListOpenView(GenericAPIView[BankAccount]):
         operation_id="accounts_open",
         request=AccountOpenInput,
         responses={201: AccountOutput},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        parameters=[OPTIONAL_IDEMPOTENCY_KEY_PARAMETER],
     )
     @idempotent(required=False)
     def post(self, request: Request) -> Response:
@@ -129,10 +130,10 @@ class AccountStatementView(APIView):
     @extend_schema(
         operation_id="accounts_statement",
         parameters=[
-            OpenApiParameter("from", str, description="RFC 3339 date-time or date, inclusive."),
-            OpenApiParameter("to", str, description="RFC 3339 date-time (exclusive) or date (inclusive)."),
-            OpenApiParameter("cursor", str),
-            OpenApiParameter("page_size", int),
+            OpenApiParameter("from", MOMENT_SCHEMA, description="RFC 3339 date-time or date, inclusive."),
+            OpenApiParameter("to", MOMENT_SCHEMA, description="RFC 3339 date-time (exclusive) or date (inclusive)."),
+            OpenApiParameter("cursor", int, description="The last line of the previous page (its `next`)."),
+            OpenApiParameter("page_size", int, description="Lines per page: below 1 reads as 1, above 200 as 200."),
         ],
         responses=StatementPage,
     )

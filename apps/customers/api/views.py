@@ -20,7 +20,7 @@ from apps.customers.api.serializers import (
 )
 from apps.customers.errors import CustomerNotFound
 from apps.customers.models import Customer
-from fintech.api.idempotency import idempotent
+from fintech.api.idempotency import OPTIONAL_IDEMPOTENCY_KEY_PARAMETER, idempotent
 from fintech.auth.permissions import customer_scope, require_customer_access, require_staff
 
 
@@ -44,7 +44,7 @@ class CustomerListCreateView(GenericAPIView[Customer]):
         operation_id="customers_create",
         request=CustomerCreateInput,
         responses={201: CustomerOutput},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        parameters=[OPTIONAL_IDEMPOTENCY_KEY_PARAMETER],
     )
     @idempotent(required=False)
     def post(self, request: Request) -> Response:

@@ -13,8 +13,9 @@ from apps.fraud import selectors, services
 from apps.fraud.api.serializers import AlertListQuery, AlertOutput, ReviewDecisionInput
 from apps.fraud.models import Alert
 from apps.fraud.rules import CATALOGUE
-from fintech.api.idempotency import idempotent
+from fintech.api.idempotency import OPTIONAL_IDEMPOTENCY_KEY_PARAMETER, idempotent
 from fintech.api.pagination import BankCursorPagination
+from fintech.api.schema import MOMENT_SCHEMA
 from fintech.auth.permissions import require_staff
 
 # Alerts and reviews are the back office's: a customer's token never, whatever its scopes.
@@ -40,10 +41,12 @@ class AlertListView(GenericAPIView[Alert]):
             OpenApiParameter("status", str, enum=[s.value for s in Alert.Status]),
             OpenApiParameter("account_id", uuid.UUID, description="The account the money leaves."),
             OpenApiParameter("rule", str, enum=list(CATALOGUE), description="Alerts on which this rule fired."),
-            OpenApiParameter("from", str, description="Raised at or after: RFC 3339 date-time or date."),
-            OpenApiParameter("to", str, description="Raised before: RFC 3339 date-time, or a date (inclusive)."),
+            OpenApiParameter("from", MOMENT_SCHEMA, description="Raised at or after: RFC 3339 date-time or date."),
+            OpenApiParameter(
+                "to", MOMENT_SCHEMA, description="Raised before: RFC 3339 date-time, or a date (inclusive)."
+            ),
             OpenApiParameter("cursor", str),
-            OpenApiParameter("page_size", int),
+            OpenApiParameter("page_size", {"type": "integer", "minimum": 1}),
         ],
         responses=AlertOutput(many=True),
     )
@@ -87,7 +90,7 @@ class ReviewApproveView(ReviewDecisionView):
         request=ReviewDecisionInput,
         responses=AlertOutput,
         description="Approve a transfer held for review: it goes on to `completed`. " + _DECISION_DOC,
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        parameters=[OPTIONAL_IDEMPOTENCY_KEY_PARAMETER],
     )
     @idempotent(required=False)
     def post(self, request: Request, transfer_id: uuid.UUID) -> Response:
@@ -103,7 +106,7 @@ class ReviewRejectView(ReviewDecisionView):
             "Reject a transfer held for review: it fails with `fraud_rejected` and its hold is released. "
             + _DECISION_DOC
         ),
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        parameters=[OPTIONAL_IDEMPOTENCY_KEY_PARAMETER],
     )
     @idempotent(required=False)
     def post(self, request: Request, transfer_id: uuid.UUID) -> Response:

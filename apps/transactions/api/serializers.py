@@ -5,7 +5,13 @@ from typing import Any
 from rest_framework import serializers
 
 from apps.transactions.models import Deposit, Transfer
-from fintech.api.serializers import MoneyInput, QueryInput, StrictInputSerializer
+from fintech.api.serializers import (
+    CurrencyCodeField,
+    MoneyInput,
+    QueryInput,
+    StrictInputSerializer,
+    StrictIntegerField,
+)
 
 
 class TransferInput(MoneyInput):
@@ -17,8 +23,17 @@ class TransferInput(MoneyInput):
 MAX_BATCH = 1000
 
 
-class TransferBatchItemInput(TransferInput):
+class TransferBatchItemInput(StrictInputSerializer):
+    # Amount and currency without the money rules' bounds: a batch refuses an item for them alone,
+    # in its result (207), so the request itself accepts any integer and any currency code.
     id = serializers.UUIDField(help_text="Chosen by the client: the idempotency key of this transfer.")
+    from_account_id = serializers.UUIDField()
+    to_account_id = serializers.UUIDField()
+    amount = StrictIntegerField(
+        help_text="Minor units: 1050 is 10.50. One outside the money rules fails this transfer alone."
+    )
+    currency = CurrencyCodeField(help_text="ISO 4217. One the bank does not move fails this transfer alone.")
+    description = serializers.CharField(max_length=140, required=False, allow_blank=True, default="")
 
 
 class TransferBatchInput(StrictInputSerializer):
