@@ -4,6 +4,7 @@ tests/test_fuzz_api.py proves the same by generating requests; these pin each ru
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import Counter
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 
 from fintech.api.idempotency import KEY_MAX_LENGTH
+from fintech.api.schema import NO_NUL_PATTERN
 from tests.factories import open_account
 
 MONEY_INPUTS = ["TransferInputRequest", "DepositInputRequest", "PaymentInputRequest"]
@@ -193,3 +195,16 @@ def test_the_last_representable_day_as_a_period_end_is_refused_not_a_crash(staff
     account = open_account()
     response = staff.get(f"/api/v1/accounts/{account.id}/statement", {"to": "9999-12-31"})
     assert response.status_code == 400, response.content
+
+
+@pytest.mark.django_db
+def test_a_summary_up_to_the_first_day_of_the_calendar_is_answered_not_a_crash(client_with):
+    response = client_with("analytics:read").get("/api/v1/analytics/summary", {"to": "0001-01-01"})
+    assert response.status_code == 200, response.content
+
+
+def test_text_inputs_declare_that_a_nul_is_refused():
+    """DRF refuses a NUL character in any text; the schema says so with a pattern."""
+    name = live_schema()["components"]["schemas"]["CustomerCreateInputRequest"]["properties"]["name"]
+    assert name["pattern"] == NO_NUL_PATTERN
+    assert re.fullmatch(NO_NUL_PATTERN[1:-1], "Ana\x00") is None

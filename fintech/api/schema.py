@@ -15,6 +15,7 @@ from rest_framework import serializers
 
 from fintech.money import supported_currencies
 
+NO_NUL_PATTERN = "^[^\\x00]*$"
 # A date (its whole day) or an RFC 3339 date-time, as fintech.api.serializers.MomentField reads them.
 MOMENT_SCHEMA: dict[str, Any] = {"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}]}
 
@@ -30,6 +31,12 @@ class StrictInputSchema(OpenApiSerializerExtension):  # type: ignore[no-untyped-
         schema: dict[str, Any] = auto_schema._map_basic_serializer(self.target, direction)  # type: ignore[no-untyped-call]
         schema["additionalProperties"] = False
         for name, field in self.target.fields.items():
+            if name not in schema["properties"]:
+                continue
+            declared = schema["properties"][name]
+            if isinstance(field, serializers.CharField) and not {"pattern", "format", "enum"} & set(declared):
+                # DRF refuses a NUL in any text (ProhibitNullCharactersValidator).
+                declared["pattern"] = NO_NUL_PATTERN
             if isinstance(field, serializers.ListSerializer) and name in schema["properties"]:
                 bounds = {
                     "minItems": getattr(field, "min_length", None),

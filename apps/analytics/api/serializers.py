@@ -30,7 +30,9 @@ class SummaryInput(StrictInputSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, date]:
         """The period as `day_from` and `day_to`, both inclusive; `today` comes in the context."""
         day_to: date = attrs.get("to") or self.context["today"]
-        day_from: date = attrs.get("from") or day_to - timedelta(days=DEFAULT_DAYS - 1)
+        default_span = timedelta(days=DEFAULT_DAYS - 1)
+        # The first days of the calendar have no 29 days before them (date.min less a day overflows).
+        day_from: date = attrs.get("from") or (day_to - default_span if day_to - date.min >= default_span else date.min)
         if day_from > day_to:
             raise ValidationFailed("from must not be after to.", errors={"from": ["Must be on or before to."]})
         if (day_to - day_from).days >= MAX_DAYS:
