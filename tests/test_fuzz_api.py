@@ -48,7 +48,8 @@ EXAMPLES = int(os.environ.get("FINTECH_FUZZ_EXAMPLES", "6"))
 
 # The WSGI handler runs in this thread on the test's connection: each request may commit, and
 # the events it publishes are dispatched after the commit, as in the running bank.
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(1800)]
+# The time allowed grows with the budget (on two shared cores a request may take 100 ms).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300 * EXAMPLES)]
 
 
 @pytest.fixture
