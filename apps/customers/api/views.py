@@ -30,7 +30,7 @@ class CustomerListCreateView(GenericAPIView[Customer]):
 
     @extend_schema(
         operation_id="customers_list",
-        parameters=[OpenApiParameter("status", str, enum=["pending", "verified", "rejected"])],
+        parameters=[CustomerListQuery],
         responses=CustomerOutput(many=True),
     )
     def get(self, request: Request) -> Response:

@@ -112,7 +112,7 @@ class TestCreate:
         response = staff.generic(
             "POST", "/api/v1/customers", "[1, 2]", content_type="application/json", HTTP_IDEMPOTENCY_KEY="k"
         )
-        assert_problem(response, 400, "validation_error")
+        assert_problem(response, 400, "malformed_request")
 
     def test_form_bodies_are_unsupported(self, staff):
         response = staff.post("/api/v1/customers", ANA, HTTP_IDEMPOTENCY_KEY="k")  # multipart
