@@ -204,3 +204,23 @@ def test_a_json_body_that_is_not_an_object_is_malformed_and_acts_not(template, r
     # An empty body, or an empty object, is still the command without options: it acts.
     assert caller.post(url, "{}", content_type="application/json").status_code == rule.success, template
     assert OutboxEvent.objects.count() > written, template
+
+
+EVERY_POST = sorted(path for path, item in _schema()["paths"].items() if "post" in item)
+
+
+@pytest.mark.parametrize("template", sorted(set(EVERY_POST) - set(BODILESS_POSTS)))
+def test_a_post_with_a_required_body_refuses_one_that_is_not_an_object(template, request, client_with):
+    prepared = request.getfixturevalue("world")
+    rule = MATRIX[("POST", template)]
+    caller = client_with(" ".join(rule.scopes))
+    written = OutboxEvent.objects.count()
+    for body in NOT_OBJECTS:
+        response = caller.post(
+            url_for(prepared, "POST", template),
+            body,
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
+        )
+        assert_problem(response, 400, "malformed_request")
+    assert OutboxEvent.objects.count() == written, template
