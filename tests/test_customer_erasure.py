@@ -6,15 +6,19 @@ records the law requires the bank to keep (LGPD art. 16, I) are all still there.
 from __future__ import annotations
 
 import io
+import threading
 import uuid
 from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.db import connections
 from django.forms.models import model_to_dict
 
 from apps.accounts import services as accounts
+from apps.accounts.errors import CustomerNotVerified
 from apps.accounts.models import BankAccount
+from apps.customers import services as customer_services
 from apps.customers.models import Customer
 from apps.ledger.models import JournalEntry, JournalTransaction, LedgerAccount
 from apps.notifications.models import Notification
@@ -167,3 +171,42 @@ def test_once_the_accounts_are_closed_staff_erase_and_the_records_stay(client_wi
     out = io.StringIO()
     call_command("reconcile", "--quiet", stdout=out)
     assert "the books reconcile" in out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)  # two threads, two connections, each its own transaction
+def test_an_account_cannot_open_under_an_erasure(monkeypatch):
+    """The erasure found no account and is about to erase; an account opening for the customer
+    arrives now. It must wait for the erasure and then be refused: had it read the customer as
+    verified and gone on, an erased customer would hold an open account."""
+    customer = verified_customer("Nina Nearly")
+    checked, opened = threading.Event(), threading.Event()
+    outcome: dict[str, Any] = {}
+    original = customer_services._erasure_refusal
+
+    def refusal_then_a_pause(customer_id):
+        refusal = original(customer_id)
+        checked.set()
+        opened.wait(timeout=3)  # long enough for an unlocked opening to commit meanwhile
+        return refusal
+
+    monkeypatch.setattr(customer_services, "_erasure_refusal", refusal_then_a_pause)
+
+    def open_an_account() -> None:
+        checked.wait(timeout=30)
+        try:
+            outcome["account"] = accounts.account_open(customer_id=customer.id)
+        except Exception as error:  # the refusal is the expected outcome
+            outcome["error"] = error
+        finally:
+            opened.set()
+            connections.close_all()
+
+    opener = threading.Thread(target=open_an_account, daemon=True)
+    opener.start()
+    customer_services.customer_erase(customer_id=customer.id, erased_by="dpo")
+    opener.join(timeout=60)
+    assert not opener.is_alive(), "the account opening never finished"
+
+    assert Customer.objects.get(pk=customer.id).is_erased
+    assert isinstance(outcome.get("error"), CustomerNotVerified), outcome
+    assert not BankAccount.objects.filter(customer_id=customer.id).exists()
