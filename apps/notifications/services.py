@@ -38,6 +38,7 @@ from apps.notifications.metrics import NOTIFICATION_DELIVERIES
 from apps.notifications.models import Category, Channel, ChannelOptOut, Notification, PaymentOrder
 from apps.notifications.notices import account_ending, language_of, render
 from fintech.events import ReceivedEvent, rfc3339
+from fintech.faults import crash_point
 from outbox.publisher import publish
 from outbox.unit_of_work import unit_of_work
 
@@ -375,6 +376,7 @@ def notifications_deliver(*, now: datetime | None = None, limit: int = 100) -> D
             _cancel(notification, now=now)
             report.cancelled += 1
             continue
+        crash_point("after_send_before_record")  # the provider has it; the lease runs out, it goes again
         Notification.objects.filter(pk=notification.pk).update(
             status=Notification.Status.SENT,
             attempts=F("attempts") + 1,
