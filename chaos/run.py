@@ -1,0 +1,147 @@
+"""One scenario, start to finish: serve the bank, open the scenario's accounts, drive the load
+while the faults strike, wait for the bank to finish, stop it, and check what it did."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from chaos import checks, load
+from chaos.faults import FaultRunner
+from chaos.provider import PushProvider, emailed_keys
+from chaos.scenarios import Scenario
+from chaos.stack import Bank, Stack, say
+from tests.factories import new_cpf
+
+ACCOUNTS = 16
+
+
+class Runner:
+    """Runs one scenario after another against the stack, each on a freshly started bank."""
+
+    def __init__(
+        self,
+        *,
+        env: dict[str, str],
+        var_dir: Path,
+        stack: Stack,
+        provider: PushProvider,
+        token: str,
+        processes: list[str],
+        options: argparse.Namespace,
+        stop: threading.Event,
+    ) -> None:
+        self.env = env
+        self.var_dir = var_dir
+        self.stack = stack
+        self.provider = provider
+        self.token = token
+        self.processes = processes
+        self.options = options
+        self.stop = stop
+        self.groups = checks.consumer_groups(processes)
+
+    def scenario(self, scenario: Scenario) -> checks.Row:
+        say(f"--- {scenario.name}: {scenario.what}")
+        began = time.monotonic()
+        row = checks.Row(scenario=scenario.name, faults="none")
+        try:
+            self._run(scenario, row)
+        except Exception as error:  # noqa: BLE001 - a scenario that could not run fails alone
+            say(f"  {scenario.name} could not run: {error!r}")
+            row.problems.append(f"could not run: {type(error).__name__}: {str(error)[:300]}")
+        row.seconds = time.monotonic() - began
+        checks.say_row(row)
+        return row
+
+    def _run(self, scenario: Scenario, row: checks.Row) -> None:
+        for service in (self.stack.postgres, self.stack.kafka):
+            service.start()  # a server that a failed restart left down comes back first
+        seconds = float(self.options.seconds)
+        bank = Bank(self.env, self.var_dir)
+        servers = {"postgres": self.stack.postgres, "kafka": self.stack.kafka}
+        faults = FaultRunner(scenario.faults, seconds, bank, servers)
+        try:
+            bank.start()
+            marks = checks.Marks.now()
+            client = load.Client(bank.port, self.token)
+            accounts = open_accounts(client, ACCOUNTS)
+            operations = load.plan(
+                scenario.load,
+                accounts,
+                transfers=int(self.options.transfers),
+                seconds=seconds,
+                seed=int(self.options.seed) + len(scenario.name),
+            )
+            say(f"  {len(operations)} requests over {seconds:.0f}s; faults: {scenario.fault_names}")
+            faults.start(self.stop)
+            report = load.Driver(client, clients=int(self.options.clients)).run(operations, stop=self.stop)
+            faults.join()
+            say(f"  load done in {report.seconds:.0f}s; waiting for the bank to finish its work")
+            unquiet = checks.wait_until_quiet(
+                marks,
+                accounts,
+                self.groups,
+                timeout=float(self.options.settle),
+                resolve_reviews=lambda held: approve(client, held),
+            )
+            row.restarts = ", ".join(f"{name} {n}" for name, n in sorted(bank.restarts().items()) if n) or "none"
+        finally:
+            self.stop_bank(bank)
+        row.faults = faults.summary()
+        if unquiet is not None:
+            row.problems.append(f"not finished {self.options.settle:.0f}s after the load: {unquiet}")
+        row.problems.extend(f"fault not struck: {error}" for error in faults.errors)
+        checks.check(
+            row,
+            marks,
+            accounts,
+            report,
+            reconcile=lambda: reconcile(bank),
+            pushed=self.provider.keys,
+            emailed=emailed_keys(self.var_dir / "mail"),
+        )
+
+    def stop_bank(self, bank: Bank) -> None:
+        bank.stop()
+        errors = bank.log_text().count('"level": "ERROR"')
+        say(f"  bank stopped; its log ({bank.log_path}) holds {errors} ERROR lines")
+
+
+def reconcile(bank: Bank) -> tuple[bool, str]:
+    try:
+        return True, bank.manage("reconcile", "--quiet")
+    except RuntimeError as error:
+        return False, str(error)
+
+
+def _created(client: load.Client, path: str, body: Any, key: str | None = None) -> Any:
+    status, _, content = client.request("POST", path, body, key)
+    if status not in (200, 201):
+        raise RuntimeError(f"POST {path}: {status} {content[:500]!r}")
+    return json.loads(content)
+
+
+def open_accounts(client: load.Client, count: int) -> list[str]:
+    """Accounts of verified customers, each funded far beyond what the load moves."""
+    accounts = []
+    for index in range(count):
+        person = {"name": f"Cliente Caos {index}", "email": f"caos-{uuid.uuid4().hex[:10]}@example.com"}
+        customer = _created(client, "/api/v1/customers", person | {"document": new_cpf()}, key=str(uuid.uuid4()))
+        _created(client, f"/api/v1/customers/{customer['id']}/verify", None)
+        account = str(_created(client, "/api/v1/accounts", {"customer_id": customer["id"]})["id"])
+        funds = {"account_id": account, "amount": load.FUNDS, "currency": "BRL", "reference": f"funds-{uuid.uuid4()}"}
+        _created(client, "/api/v1/deposits", funds, key=str(uuid.uuid4()))
+        accounts.append(account)
+    return accounts
+
+
+def approve(client: load.Client, transfer_ids: list[str]) -> None:
+    """Resume transfers held for review the way the back office does: approve each."""
+    for transfer_id in transfer_ids:
+        client.request("POST", f"/api/v1/fraud/reviews/{transfer_id}/approve", {"reason": "chaos run"})
