@@ -78,6 +78,9 @@ def configure() -> None:
     os.environ["DATABASE_URL"] = url
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
     os.environ["FINTECH_EVENT_DISPATCH"] = "inline"
+    # As make run serves: a transfer's steps run in its unit of work; the reactions
+    # (notifications, analytics) are the dispatcher's, after the commit (ADR 3).
+    os.environ.setdefault("FINTECH_REACTIONS_IN_PROCESS", "0")
     # As in production: DEBUG off (Django keeps no log of every query); the counts below turn
     # the query log on for the block they measure.
     os.environ["DEBUG"] = "false"

@@ -173,12 +173,19 @@ CELERY_BEAT_SCHEDULE = {
 # celery: commits enqueue a dispatch task; workers run the handlers.
 # worker: nothing runs after commit; `manage.py dispatch_events` polls the outbox.
 FINTECH_EVENT_DISPATCH = env_str("FINTECH_EVENT_DISPATCH", "inline")
+# With inline dispatch, the reactions (notifications, analytics: handlers that are not steps of a
+# choreography) run right after the commit in the process that committed (1, the default: a call
+# returns with everything done), or are left to `manage.py dispatch_events`, which then takes them
+# at once (0: what `make run` does, so that a request answers as soon as its own work committed).
+FINTECH_REACTIONS_IN_PROCESS = env_bool("FINTECH_REACTIONS_IN_PROCESS", True)
 FINTECH_HANDLER_MAX_ATTEMPTS = env_int("FINTECH_HANDLER_MAX_ATTEMPTS", 5)
 FINTECH_HANDLER_RETRY_BASE_SECONDS = float(env_str("FINTECH_HANDLER_RETRY_BASE_SECONDS", "1.0"))
 FINTECH_HANDLER_RETRY_MAX_SECONDS = float(env_str("FINTECH_HANDLER_RETRY_MAX_SECONDS", "300"))
 # Events older than this that are still undispatched were left behind by a crash: the sweeper
 # picks them up. Younger ones are still being handled by the process that wrote them.
-FINTECH_SWEEP_GRACE_SECONDS = float(env_str("FINTECH_SWEEP_GRACE_SECONDS", "10"))
+FINTECH_SWEEP_GRACE_SECONDS = float(
+    env_str("FINTECH_SWEEP_GRACE_SECONDS", "10" if env_bool("FINTECH_REACTIONS_IN_PROCESS", True) else "0")
+)
 # /readyz reports the dispatcher stalled (degraded) once an event has waited this long for a handler.
 FINTECH_DISPATCH_STALL_SECONDS = float(env_str("FINTECH_DISPATCH_STALL_SECONDS", "60"))
 KAFKA_BOOTSTRAP_SERVERS = env_str("KAFKA_BOOTSTRAP_SERVERS")

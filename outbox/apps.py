@@ -15,11 +15,11 @@ class OutboxConfig(AppConfig):
         def after_commit(written: list[unit_of_work.Written]) -> None:
             # Looked up at each call, so the mode (and, in tests, the function) can change.
             mode = settings.FINTECH_EVENT_DISPATCH
-            if mode == "inline":
+            if mode == "inline" and settings.FINTECH_REACTIONS_IN_PROCESS:
                 dispatcher.dispatch_after_commit(written)
             elif mode == "celery":
                 tasks.enqueue_dispatch(written)
-            # worker: `manage.py dispatch_events` finds them in the outbox
+            # worker, or reactions left to workers: `manage.py dispatch_events` finds them in the outbox
 
         unit_of_work.set_after_commit(after_commit)
 

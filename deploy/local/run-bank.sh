@@ -8,6 +8,10 @@ cd "$(dirname "$0")/../.."
 PY=.venv/bin/python
 PORT="${PORT:-8000}"
 
+# Requests answer once their own unit of work committed (the transfer's steps included); the
+# reactions (notifications, analytics) are delivered by the dispatcher process beside the server.
+export FINTECH_REACTIONS_IN_PROCESS="${FINTECH_REACTIONS_IN_PROCESS:-0}"
+
 $PY manage.py migrate --noinput >&2
 $PY manage.py collectstatic --noinput -v 0 >&2
 if [[ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
