@@ -61,9 +61,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def bank_env(exports: dict[str, str], var_dir: Path, push_url: str) -> dict[str, str]:
-    """The bank as `make chaos` runs it: PostgreSQL and Kafka, every event handled by workers (the
-    dispatcher and the consumer groups race for each), the outbox kept for the audit of what was
-    written, notifications to a push provider and to e-mail files."""
+    """The bank as `make chaos` runs it: PostgreSQL and Kafka, the outbox kept for the audit of
+    what was written, notifications to a push provider and to e-mail files. Each scenario adds how
+    the events are handed out (chaos.scenarios.DISPATCH)."""
     env = {name: value for name, value in os.environ.items() if not name.startswith(NOT_INHERITED)}
     return (
         env
@@ -73,10 +73,6 @@ def bank_env(exports: dict[str, str], var_dir: Path, push_url: str) -> dict[str,
             "DEBUG": "false",
             "DJANGO_SERVER_LOG_LEVEL": "WARNING",  # one line per request would drown the log
             "FINTECH_VAR_DIR": str(var_dir),
-            "FINTECH_EVENT_DISPATCH": "worker",
-            # The dispatcher takes an event one second after it was written: the consumer groups,
-            # fed by the relay, get to many of them first, so both kinds of worker do real work.
-            "FINTECH_SWEEP_GRACE_SECONDS": "1",
             "FINTECH_OUTBOX_KEEP_SHIPPED": "1",
             "FINTECH_RATE_LIMIT_CUSTOMER_READS": UNLIMITED,
             "FINTECH_RATE_LIMIT_CUSTOMER_MONEY": UNLIMITED,

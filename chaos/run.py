@@ -14,7 +14,7 @@ from typing import Any
 from chaos import checks, load
 from chaos.faults import FaultRunner
 from chaos.provider import PushProvider, emailed_keys
-from chaos.scenarios import Scenario
+from chaos.scenarios import DISPATCH, Scenario
 from chaos.stack import Bank, Stack, say
 from tests.factories import new_cpf
 
@@ -63,7 +63,7 @@ class Runner:
         for service in (self.stack.postgres, self.stack.kafka):
             service.start()  # a server that a failed restart left down comes back first
         seconds = float(self.options.seconds)
-        bank = Bank(self.env, self.var_dir)
+        bank = Bank(self.env | DISPATCH[scenario.dispatch], self.var_dir)
         servers = {"postgres": self.stack.postgres, "kafka": self.stack.kafka}
         faults = FaultRunner(scenario.faults, seconds, bank, servers)
         try:

@@ -37,12 +37,25 @@ PROCESS_ROLES = {
 }
 
 
+# How the bank hands out its events, as a scenario serves it (settings of config/settings.py).
+DISPATCH = {
+    # Requests only record their events; the dispatcher (an event a second old) and the Kafka
+    # consumer groups (fed by the relay, often first) race for every step and every reaction, and
+    # only the inbox keeps an event from being applied twice.
+    "workers": {"FINTECH_EVENT_DISPATCH": "worker", "FINTECH_SWEEP_GRACE_SECONDS": "1"},
+    # As `make run` serves it (deploy/local/run-bank.sh): a request continues the choreography's
+    # steps in its own unit of work; the dispatcher takes the reactions at once.
+    "served": {"FINTECH_EVENT_DISPATCH": "inline", "FINTECH_REACTIONS_IN_PROCESS": "0"},
+}
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
     what: str
     faults: tuple[FaultPlan, ...]
     load: tuple[str, ...] = LOAD
+    dispatch: str = "workers"  # a key of DISPATCH
 
     @property
     def fault_names(self) -> str:
@@ -92,11 +105,18 @@ def scenarios(processes: list[str], *, seconds: float) -> list[Scenario]:
     staggered = tuple(
         FaultPlan(plan.fault, plan.strikes, offset=0.15 + 0.7 * index / count) for index, plan in enumerate(together)
     )
+    everything = "each process killed, Kafka and PostgreSQL restarted, overlapping"
+    found.append(Scenario("all", f"Every fault above in one run: {everything}.", staggered))
+    # As `make run` serves the bank, the web server does the choreography's steps: killing it
+    # interrupts a transfer inside its unit of work, and everything at once once more.
+    served = "As `make run` serves the bank (a request does the transfer's steps, the dispatcher the reactions): "
     found.append(
         Scenario(
-            "all",
-            "Every fault above in one run: each process killed, Kafka and PostgreSQL restarted, overlapping.",
-            staggered,
+            "served-web",
+            served + f"SIGKILL to {_role('web')}, {_times(kills)}.",
+            (FaultPlan(Kill("web"), kills),),
+            dispatch="served",
         )
     )
+    found.append(Scenario("served-all", served + everything + ".", staggered, dispatch="served"))
     return found
