@@ -1,111 +1,163 @@
 """Set-based SQL that the ORM does not write, for the hot paths that measured it.
 
-`update_rows` sets columns of many rows in one `UPDATE ... FROM (VALUES ...)`: Django's
-`bulk_update` builds a CASE per column and row, which took a quarter of the time of posting a
-batch of a thousand journal transactions (docs/benchmarks.md). `insert_rows` is one multi-row
-INSERT with the values adapted by the model's own fields: Django's `bulk_create` costs about
-1.5 ms more per call in Python, four calls per transfer.
+`update_rows` sets columns of many rows in one statement: Django's `bulk_update` builds a CASE
+per column and row, which took a quarter of the time of posting a batch of a thousand journal
+transactions. `insert_rows` is one INSERT for many rows: Django's `bulk_create` cost about
+1.5 ms more per call in Python, four calls per transfer. On PostgreSQL both pass one array per
+column (`unnest`), so a statement has a handful of parameters whatever the number of rows: with
+one parameter per value, the driver's parsing of a 30,000-placeholder statement alone took a
+sixth of a batch's time (docs/benchmarks.md). The arrays go in the binary format (a server-side
+cursor with `%b`): seven times cheaper to build than their text form. SQLite gets multi-row VALUES.
 """
 
 from __future__ import annotations
 
-import uuid
+import json
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Field, JSONField, Model
 
-# Parameters per UPDATE ... FROM (VALUES ...) statement; SQLite allows 32,766.
-UPDATE_BATCH_PARAMS = 10_000
-
-
-def update_rows(
-    table: str, columns: Sequence[str], rows: Sequence[tuple[object, ...]], *, extra: dict[str, object]
-) -> None:
-    """Set `columns` of many rows found by their uuid primary key `id` (each row: the id, then
-    one value per column), and each `extra` column to one value for all of them, in one
-    statement per 10,000 parameters."""
-    if not rows:
-        return
-    postgres = connection.vendor == "postgresql"
-    uuid_param = "%s::uuid" if postgres else "%s"
-    adapt = connection.ops
-    width = len(columns) + 1
-    per_statement = max(1, UPDATE_BATCH_PARAMS // width)
-    names = ", ".join(["id", *columns])
-    assignments = ", ".join([*(f"{c} = v.{c}" for c in columns), *(f"{c} = %s" for c in extra)])
-    extra_params: list[Any] = [
-        adapt.adapt_datetimefield_value(value) if isinstance(value, datetime) else value for value in extra.values()
-    ]
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
-            values = ", ".join(
-                "(" + ", ".join([uuid_param] + [_param(value, postgres) for value in row[1:]]) + ")" for row in chunk
-            )
-            params: list[Any] = []
-            for row in chunk:
-                params += [_uuid_value(row[0], postgres), *(_plain(value, postgres) for value in row[1:])]
-            cursor.execute(
-                f"WITH v({names}) AS (VALUES {values}) "  # noqa: S608 - table and columns are the models' own
-                f"UPDATE {table} SET {assignments} FROM v WHERE {table}.id = v.id",
-                [*params, *extra_params],
-            )
+# Parameters per statement on SQLite (it allows 32,766).
+SQLITE_BATCH_PARAMS = 30_000
 
 
-def _param(value: object, postgres: bool) -> str:
-    if not postgres:
-        return "%s"
-    if isinstance(value, uuid.UUID):
-        return "%s::uuid"
-    if isinstance(value, int):
-        return "%s::bigint"
-    return "%s"
+def _execute_binary(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Run `sql` on the current PostgreSQL connection (its transaction) with binary parameters;
+    the statement still shows in Django's query log, and its errors are Django's."""
+    connection.ensure_connection()
+    started = time.monotonic()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall() if cursor.description else []
+    if connection.queries_logged:
+        connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+    return rows
 
 
-def _uuid_value(value: object, postgres: bool) -> object:
-    if postgres or not isinstance(value, uuid.UUID):
-        return value
-    return value.hex  # how Django keeps a UUIDField on SQLite
+def _fields(model: type[Model], names: Sequence[str]) -> list[Field[Any, Any]]:
+    fields = []
+    for name in names:
+        field = model._meta.get_field(name)
+        assert isinstance(field, Field)
+        fields.append(field)
+    return fields
 
 
-def _plain(value: object, postgres: bool) -> object:
-    return _uuid_value(value, postgres) if isinstance(value, uuid.UUID) else value
+def _array_type(field: Field[Any, Any]) -> str:
+    db_type = field.db_type(connection)
+    if isinstance(field, JSONField):
+        return "text"  # sent as JSON text, cast to the column's json type in the SELECT
+    assert db_type is not None
+    return db_type.split(" ", 1)[0] if db_type.startswith("varchar") else db_type
 
 
-# Parameters per INSERT: PostgreSQL takes at most 65,535 in one statement, SQLite 32,766.
-INSERT_BATCH_PARAMS = 30_000
+def _array_value(field: Field[Any, Any], value: Any) -> Any:
+    if isinstance(field, JSONField):
+        return None if value is None else json.dumps(value, cls=field.encoder)
+    return value
 
 
 def insert_rows(
-    model: type[Model], field_names: Sequence[str], instances: Sequence[Model], *, returning_pk: bool = False
+    model: type[Model], field_names: Sequence[str], instances: Sequence[Any], *, returning_pk: bool = False
 ) -> None:
-    """Insert `instances` (only `field_names`; columns left out take their database default) in
-    as few statements as the parameter limit allows. With `returning_pk`, each instance gets the
-    primary key the database gave it."""
+    """Insert rows of `model`: `instances` are objects with an attribute per field (model
+    instances, or lighter rows with the same names); only `field_names` are written (columns
+    left out take their database default). With `returning_pk`, each gets its `pk` set."""
     if not instances:
         return
-    fields = [model._meta.get_field(name) for name in field_names]
+    fields = _fields(model, field_names)
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
-    columns = ", ".join(quote(str(field.column)) for field in fields)  # type: ignore[union-attr]
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    columns = ", ".join(quote(str(field.column)) for field in fields)
     pk = model._meta.pk
-    returning = f" RETURNING {quote(pk.column)}" if returning_pk and pk is not None else ""
-    per_statement = max(1, INSERT_BATCH_PARAMS // len(fields))
+    returning = f" RETURNING {quote(str(pk.column))}" if returning_pk and pk is not None else ""
+    if connection.vendor == "postgresql":
+        arrays = ", ".join(f"%b::{_array_type(field)}[]" for field in fields)
+        names = ", ".join(f"c{n}" for n in range(len(fields)))
+        selected = ", ".join(
+            f"c{n}::{field.db_type(connection)}" if isinstance(field, JSONField) else f"c{n}"
+            for n, field in enumerate(fields)
+        )
+        params: list[Any] = [
+            [_array_value(field, getattr(instance, field.attname)) for instance in instances] for field in fields
+        ]
+        keys = _execute_binary(
+            f"INSERT INTO {table} ({columns}) SELECT {selected} "  # noqa: S608 - the model's own names
+            f"FROM unnest({arrays}) AS u({names}){returning}",
+            params,
+        )
+        if returning:
+            for instance, (key,) in zip(instances, keys, strict=True):
+                instance.pk = key
+        return
     with connection.cursor() as cursor:
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        per_statement = max(1, SQLITE_BATCH_PARAMS // len(fields))
         for start in range(0, len(instances), per_statement):
             chunk = instances[start : start + per_statement]
-            params: list[Any] = [
-                field.get_db_prep_save(getattr(instance, field.attname), connection)  # type: ignore[union-attr]
+            values: list[Any] = [
+                field.get_db_prep_save(getattr(instance, field.attname), connection)
                 for instance in chunk
                 for field in fields
             ]
-            values = ", ".join([row] * len(chunk))
+            rows = ", ".join([row] * len(chunk))
             # Table and columns are the model's own, quoted; every value is a parameter.
-            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {values}{returning}", params)  # noqa: S608
+            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {rows}{returning}", values)  # noqa: S608
             if returning:
                 for instance, (key,) in zip(chunk, cursor.fetchall(), strict=True):
                     instance.pk = key
+
+
+def update_rows(
+    model: type[Model], columns: Sequence[str], rows: Sequence[tuple[Any, ...]], *, extra: dict[str, Any]
+) -> None:
+    """Set `columns` of many rows found by their primary key (each row: the key, then one value
+    per column), and each `extra` column to one value for all of them."""
+    if not rows:
+        return
+    pk = model._meta.pk
+    assert pk is not None
+    fields = [pk, *_fields(model, columns)]
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    names = [f"c{n}" for n in range(len(fields))]
+    assignments = ", ".join(
+        [
+            *(f"{quote(str(field.column))} = v.{name}" for field, name in zip(fields[1:], names[1:], strict=True)),
+            *(f"{quote(str(_fields(model, [column])[0].column))} = %s" for column in extra),
+        ]
+    )
+    extra_params = [
+        connection.ops.adapt_datetimefield_value(value) if isinstance(value, datetime) else value
+        for value in extra.values()
+    ]
+    match = f"{table}.{quote(str(pk.column))} = v.{names[0]}"
+    if connection.vendor == "postgresql":
+        arrays = ", ".join(f"%b::{_array_type(field)}[]" for field in fields)
+        params: list[Any] = [[row[n] for row in rows] for n in range(len(fields))]
+        _execute_binary(
+            f"UPDATE {table} SET {assignments.replace('%s', '%b')} "  # noqa: S608 - the model's own names
+            f"FROM unnest({arrays}) AS v({', '.join(names)}) WHERE {match}",
+            [*extra_params, *params],
+        )
+        return
+    with connection.cursor() as cursor:
+        per_statement = max(1, SQLITE_BATCH_PARAMS // len(fields))
+        row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            values: list[Any] = [
+                field.get_db_prep_save(value, connection)
+                for row in chunk
+                for field, value in zip(fields, row, strict=True)
+            ]
+            cursor.execute(
+                f"WITH v({', '.join(names)}) AS (VALUES {', '.join([row_sql] * len(chunk))}) "  # noqa: S608
+                f"UPDATE {table} SET {assignments} FROM v WHERE {match}",
+                [*values, *extra_params],
+            )

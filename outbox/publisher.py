@@ -19,7 +19,9 @@ class PublishOutsideTransaction(RuntimeError):
     """An event published outside a transaction could commit without its state change."""
 
 
-def build_envelope(event: DomainEvent, *, event_id: uuid.UUID, occurred_at: datetime) -> dict[str, object]:
+def build_envelope(
+    event: DomainEvent, *, event_id: uuid.UUID, occurred_at: datetime, data: dict[str, object] | None = None
+) -> dict[str, object]:
     return {
         "specversion": "1.0",
         "id": str(event_id),
@@ -29,7 +31,7 @@ def build_envelope(event: DomainEvent, *, event_id: uuid.UUID, occurred_at: date
         "time": rfc3339(occurred_at),
         "dataschema": f"{event.event_type}/v{event.version}",
         "datacontenttype": "application/json",
-        "data": event.payload(),
+        "data": event.payload() if data is None else data,
     }
 
 
@@ -51,7 +53,7 @@ def publish(event: DomainEvent, *, occurred_at: datetime | None = None, using: s
     headers = {"traceparent": work.trace.child().traceparent, "correlation_id": work.correlation_id}
     if work.causation_id:
         headers["causation_id"] = work.causation_id
-    envelope = build_envelope(event, event_id=event_id, occurred_at=moment)
+    envelope = build_envelope(event, event_id=event_id, occurred_at=moment, data=data)
     EVENTS_PUBLISHED.labels(event.event_type).inc()
     pending = unit_of_work.PendingEvent(
         event_id=event_id,

@@ -80,6 +80,7 @@ class PendingEvent:
         "aggregate_id",
         "created_at",
         "data",
+        "dispatched_at",
         "envelope",
         "event_id",
         "event_type",
@@ -112,6 +113,20 @@ class PendingEvent:
         self.created_at = created_at
         self.data = data
         self.row_id: int | None = None
+        self.dispatched_at: datetime | None = None
+
+    # The outbox row's names, for insert_rows.
+    @property
+    def schema_version(self) -> int:
+        return self.version
+
+    @property
+    def pk(self) -> int | None:
+        return self.row_id
+
+    @pk.setter
+    def pk(self, value: int) -> None:
+        self.row_id = value
 
     def __call__(self) -> None:
         return None  # the registration is what counts (see the class docstring)
@@ -130,18 +145,12 @@ class PendingEvent:
             headers=self.headers,
         )
 
-    def row(self, *, dispatched_at: datetime | None) -> OutboxEvent:
-        return OutboxEvent(
-            event_id=self.event_id,
-            event_type=self.event_type,
-            schema_version=self.version,
-            source=self.source,
-            aggregate_id=self.aggregate_id,
-            envelope=self.envelope,
-            headers=self.headers,
-            created_at=self.created_at,
-            dispatched_at=dispatched_at,
-        )
+
+@dataclass(frozen=True, slots=True)
+class _InboxRow:
+    handler: str
+    event_id: uuid.UUID
+    handled_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,24 +284,22 @@ class UnitOfWork:
         handled: dict[uuid.UUID, set[str]] = {}
         for name, event_id in self.applied:
             handled.setdefault(event_id, set()).add(name)
-        rows: list[OutboxEvent] = []
         waiting: list[PendingEvent] = []
         for event in events:
             done = handled.get(event.event_id, set())
             finished = all(sub.name in done for sub in bus.subscriptions_for(event.event_type))
-            rows.append(event.row(dispatched_at=now if finished else None))
+            event.dispatched_at = now if finished else None
             if not finished:
                 waiting.append(event)
-        if rows:
+        if events:
             crash_point("before_outbox_write")
-            insert_rows(OutboxEvent, OUTBOX_COLUMNS, rows, returning_pk=True)
-            for event, row in zip(events, rows, strict=True):
-                event.row_id = row.pk
+            # The pending events themselves carry the row's columns: no model instance per row.
+            insert_rows(OutboxEvent, OUTBOX_COLUMNS, events, returning_pk=True)
         if self.applied:
             insert_rows(
                 InboxRecord,
                 ("handler", "event_id", "handled_at"),
-                [InboxRecord(handler=name, event_id=event_id, handled_at=now) for name, event_id in self.applied],
+                [_InboxRow(name, event_id, now) for name, event_id in self.applied],
             )
         if self.delivered:
             mark_dispatched(self.delivered, now=now, using=self.using)

@@ -299,7 +299,7 @@ def transfers_complete(*, postings: Mapping[uuid.UUID, uuid.UUID], now: datetime
             transfer.updated_at = now
             completing.append(transfer)
         update_rows(
-            Transfer._meta.db_table,
+            Transfer,
             ("journal_transaction_id",),
             [(t.id, t.journal_transaction_id) for t in completing],
             extra={"status": Transfer.Status.COMPLETED.value, "completed_at": now, "updated_at": now},

@@ -12,6 +12,12 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _holds_dataclasses(value: Any) -> bool:
+    if isinstance(value, list | tuple):
+        return bool(value) and dataclasses.is_dataclass(value[0])
+    return dataclasses.is_dataclass(value)
+
+
 @dataclass(frozen=True, kw_only=True)
 class DomainEvent:
     """A past-tense fact. Subclasses set the class variables and declare the payload fields.
@@ -30,7 +36,12 @@ class DomainEvent:
         return str(getattr(self, self.aggregate_field))
 
     def payload(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # The fields as they are: they hold primitives, lists and dicts of primitives, already
+        # JSON-shaped; `dataclasses.asdict` deep-copied them, a quarter of publishing a batch.
+        values = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        if any(_holds_dataclasses(value) for value in values.values()):
+            return dataclasses.asdict(self)
+        return values
 
 
 @dataclass(frozen=True, kw_only=True)

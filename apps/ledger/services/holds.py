@@ -139,7 +139,7 @@ def holds_place(requests: Sequence[HoldRequest], *, now: datetime | None = None)
             Hold.objects.bulk_create(placed)
             touched = {hold.account_id for hold in placed}
             update_rows(
-                LedgerAccount._meta.db_table,
+                LedgerAccount,
                 ("held",),
                 [(a.id, a.held) for a in accounts.values() if a.id in touched],
                 extra={"updated_at": now},
