@@ -16,9 +16,10 @@ from chaos.faults import FaultRunner
 from chaos.provider import PushProvider, emailed_keys
 from chaos.scenarios import DISPATCH, Scenario
 from chaos.stack import Bank, Stack, say
+from fintech.faults import CRASH_STATUS
 from tests.factories import new_cpf
 
-ACCOUNTS = 16
+ACCOUNTS = 12
 
 
 class Runner:
@@ -63,7 +64,7 @@ class Runner:
         for service in (self.stack.postgres, self.stack.kafka):
             service.start()  # a server that a failed restart left down comes back first
         seconds = float(self.options.seconds)
-        bank = Bank(self.env | DISPATCH[scenario.dispatch], self.var_dir)
+        bank = Bank(self.env | DISPATCH[scenario.dispatch] | dict(scenario.settings), self.var_dir)
         servers = {"postgres": self.stack.postgres, "kafka": self.stack.kafka}
         faults = FaultRunner(scenario.faults, seconds, bank, servers)
         try:
@@ -94,6 +95,9 @@ class Runner:
         finally:
             self.stop_bank(bank)
         row.faults = faults.summary()
+        if scenario.settings:
+            died = crashes(bank.log_text())
+            row.faults = "os._exit at crash points: " + (", ".join(f"{who} x{n}" for who, n in died.items()) or "none")
         if unquiet is not None:
             row.problems.append(f"not finished {self.options.settle:.0f}s after the load: {unquiet}")
         row.problems.extend(f"fault not struck: {error}" for error in faults.errors)
@@ -111,6 +115,22 @@ class Runner:
         bank.stop()
         errors = bank.log_text().count('"level": "ERROR"')
         say(f"  bank stopped; its log ({bank.log_path}) holds {errors} ERROR lines")
+
+
+def crashes(log: str) -> dict[str, int]:
+    """The processes that died at a crash point (exit status 86), from the bank's log: the
+    supervisor's children, and gunicorn's workers (which gunicorn restarts itself)."""
+    died: dict[str, int] = {}
+    for line in log.splitlines():
+        try:
+            entry = json.loads(line) if line.startswith("{") else {}
+        except ValueError:
+            continue  # a line cut short by a kill
+        if entry.get("exit_code") == CRASH_STATUS and "child" in entry:
+            died[entry["child"]] = died.get(entry["child"], 0) + 1
+        elif f"exited with code {CRASH_STATUS}" in str(entry.get("message", "")):
+            died["web worker"] = died.get("web worker", 0) + 1
+    return died
 
 
 def reconcile(bank: Bank) -> tuple[bool, str]:

@@ -27,6 +27,15 @@ SERVERS = {
     "postgres": Restart("postgres", down_seconds=3.0),
 }
 
+# The crash points of fintech/faults.py that make chaos strikes, each after so many passes by one
+# process: a few times per process and scenario. (`before_outbox_write` is left to the tests: every
+# worker that publishes passes it, and a consumer that dies every few records crawls.)
+CRASH_POINTS = {
+    "after_hold": 40,
+    "after_commit_before_response": 40,
+    "after_produce_before_mark": 20,
+    "after_send_before_record": 250,
+}
 SERVER_NAMES = {"kafka": "The Kafka broker", "postgres": "PostgreSQL"}
 # What each kind of process is, for the scenario's description.
 PROCESS_ROLES = {
@@ -56,6 +65,7 @@ class Scenario:
     faults: tuple[FaultPlan, ...]
     load: tuple[str, ...] = LOAD
     dispatch: str = "workers"  # a key of DISPATCH
+    settings: tuple[tuple[str, str], ...] = ()  # more of the bank's environment
 
     @property
     def fault_names(self) -> str:
@@ -104,6 +114,17 @@ def scenarios(processes: list[str], *, seconds: float) -> list[Scenario]:
     count = len(together)
     staggered = tuple(
         FaultPlan(plan.fault, plan.strikes, offset=0.15 + 0.7 * index / count) for index, plan in enumerate(together)
+    )
+    found.append(
+        Scenario(
+            "crash-points",
+            "Every process that reaches a named crash point (fintech/faults.py) dies there with os._exit, again and "
+            "again: "
+            + ", ".join(f"{point} after {passes} passes" for point, passes in CRASH_POINTS.items())
+            + " (the web server's workers, the relay, the notification sender); each is restarted and goes on.",
+            (),
+            settings=(("FINTECH_CRASH_AT", ",".join(f"{point}:{passes}" for point, passes in CRASH_POINTS.items())),),
+        )
     )
     everything = "each process killed, Kafka and PostgreSQL restarted, overlapping"
     found.append(Scenario("all", f"Every fault above in one run: {everything}.", staggered))

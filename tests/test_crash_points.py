@@ -185,3 +185,19 @@ def test_a_sender_killed_between_sending_and_recording_is_followed_by_one_that_s
     notification.refresh_from_db()
     assert (notification.status, notification.attempts) == ("sent", 1)
     assert notification.sent_at is not None
+
+
+def test_a_point_given_a_number_of_passes_is_passed_that_often_before_the_process_dies_there():
+    passing = "from fintech.faults import crash_point\nfor n in range(5):\n    crash_point('after_hold')\n"
+    passing += "    crash_point('after_send_before_record')\n    print(n, flush=True)\n"
+    done = subprocess.run(
+        [sys.executable, "-c", passing],
+        cwd=ROOT,
+        env={**database_env(), "FINTECH_CRASH_AT": "after_send_before_record:9, after_hold:2"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == CRASH_STATUS, done.stderr[-3000:]
+    assert done.stdout.split() == ["0", "1"]  # after_hold passed twice, then died at the third
