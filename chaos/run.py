@@ -64,7 +64,8 @@ class Runner:
         for service in (self.stack.postgres, self.stack.kafka):
             service.start()  # a server that a failed restart left down comes back first
         seconds = float(self.options.seconds)
-        bank = Bank(self.env | DISPATCH[scenario.dispatch] | dict(scenario.settings), self.var_dir)
+        settings = dict(scenario.settings)
+        bank = Bank(self.env | DISPATCH[scenario.dispatch] | settings, self.var_dir, scenario.name)
         servers = {"postgres": self.stack.postgres, "kafka": self.stack.kafka}
         faults = FaultRunner(scenario.faults, seconds, bank, servers)
         try:
@@ -95,7 +96,7 @@ class Runner:
         finally:
             self.stop_bank(bank)
         row.faults = faults.summary()
-        if scenario.settings:
+        if "FINTECH_CRASH_AT" in settings:
             died = crashes(bank.log_text())
             row.faults = "os._exit at crash points: " + (", ".join(f"{who} x{n}" for who, n in died.items()) or "none")
         if unquiet is not None:

@@ -139,13 +139,13 @@ class Stack:
 class Bank:
     """`manage.py serve_bank` against the stack: the web server and every process it supervises."""
 
-    def __init__(self, env: dict[str, str], var_dir: Path) -> None:
+    def __init__(self, env: dict[str, str], var_dir: Path, name: str = "setup") -> None:
         self.env = env
         self.var_dir = var_dir
         self.port = free_port()
         self.status_path = var_dir / "serve-bank.json"
         self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = var_dir / "serve-bank.log"
+        self.log_path = var_dir / f"serve-bank-{name}.log"
 
     @property
     def base_url(self) -> str:
