@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.ledger",
     "apps.transactions",
+    "apps.fraud",
     "apps.audit",
     "apps.notifications",
     "apps.analytics",
@@ -166,6 +167,7 @@ CELERY_BEAT_SCHEDULE = {
     "purge-outbox": {"task": "outbox.tasks.purge_outbox", "schedule": 3600.0},
     "purge-idempotency-keys": {"task": "fintech.api.tasks.purge_idempotency_keys", "schedule": 3600.0},
     "deliver-notifications": {"task": "apps.notifications.tasks.deliver_notifications", "schedule": 2.0},
+    "expire-fraud-reviews": {"task": "apps.fraud.tasks.expire_fraud_reviews", "schedule": 300.0},
 }
 
 # --- Event spine ----------------------------------------------------------------------------
@@ -215,6 +217,11 @@ CASSANDRA_HOSTS = env_list("CASSANDRA_HOSTS")
 FINTECH_DEFAULT_CURRENCY = env_str("FINTECH_DEFAULT_CURRENCY", "BRL")
 FINTECH_SUPPORTED_CURRENCIES = env_list("FINTECH_SUPPORTED_CURRENCIES", "BRL,USD,EUR")
 FINTECH_MAX_AMOUNT = env_int("FINTECH_MAX_AMOUNT", 100_000_000)  # minor units: 1,000,000.00
+
+# --- Anti-fraud (apps/fraud) ----------------------------------------------------------------
+# A transfer or payment held for review and not decided within this many hours is rejected by
+# the periodic expiry (`manage.py expire_fraud_reviews`, the beat task) and its hold released.
+FINTECH_FRAUD_REVIEW_TIMEOUT_HOURS = env_int("FINTECH_FRAUD_REVIEW_TIMEOUT_HOURS", 24)
 
 # --- Identity -------------------------------------------------------------------------------
 OIDC_ISSUER = env_str("OIDC_ISSUER")
@@ -370,6 +377,8 @@ FINTECH_PROCESSES: dict[str, list[str]] = {
     "relay": ["manage.py", "relay_outbox"],
     # Sends the notifications the handlers recorded (e-mail, push webhook), retrying failures.
     "notifications": ["manage.py", "deliver_notifications"],
+    # Rejects the transfers and payments held for review longer than FINTECH_FRAUD_REVIEW_TIMEOUT_HOURS.
+    "fraud-review-expiry": ["manage.py", "expire_fraud_reviews"],
 }
 if KAFKA_BOOTSTRAP_SERVERS:
     FINTECH_PROCESSES |= {

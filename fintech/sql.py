@@ -62,39 +62,68 @@ def _array_value(field: Field[Any, Any], value: Any) -> Any:
     return value
 
 
+Rows = tuple[type[Model], Sequence[str], Sequence[Any]]
+
+
+def _unnest_insert(model: type[Model], field_names: Sequence[str], instances: Sequence[Any]) -> tuple[str, list[Any]]:
+    """`INSERT INTO model (fields) SELECT ... FROM unnest(one binary array per field)` and its
+    parameters (PostgreSQL)."""
+    fields = _fields(model, field_names)
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(field.column)) for field in fields)
+    arrays = ", ".join(f"%b::{_array_type(field)}[]" for field in fields)
+    names = ", ".join(f"c{n}" for n in range(len(fields)))
+    selected = ", ".join(
+        f"c{n}::{field.db_type(connection)}" if isinstance(field, JSONField) else f"c{n}"
+        for n, field in enumerate(fields)
+    )
+    params: list[Any] = [
+        [_array_value(field, getattr(instance, field.attname)) for instance in instances] for field in fields
+    ]
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT {selected} FROM unnest({arrays}) AS u({names})"  # noqa: S608 - the model's own names
+    return sql, params
+
+
 def insert_rows(
-    model: type[Model], field_names: Sequence[str], instances: Sequence[Any], *, returning_pk: bool = False
+    model: type[Model],
+    field_names: Sequence[str],
+    instances: Sequence[Any],
+    *,
+    returning_pk: bool = False,
+    also: Sequence[Rows] = (),
 ) -> None:
     """Insert rows of `model`: `instances` are objects with an attribute per field (model
     instances, or lighter rows with the same names); only `field_names` are written (columns
-    left out take their database default). With `returning_pk`, each gets its `pk` set."""
+    left out take their database default). With `returning_pk`, each gets its `pk` set.
+
+    `also` names other rows to insert at the same time (no row of one may depend on another):
+    on PostgreSQL they ride in the same statement as data-modifying CTEs, one round trip."""
+    also = [rows for rows in also if rows[2]]
     if not instances:
+        for other in also:
+            insert_rows(*other)
         return
-    fields = _fields(model, field_names)
     quote = connection.ops.quote_name
-    table = quote(model._meta.db_table)
-    columns = ", ".join(quote(str(field.column)) for field in fields)
     pk = model._meta.pk
     returning = f" RETURNING {quote(str(pk.column))}" if returning_pk and pk is not None else ""
     if connection.vendor == "postgresql":
-        arrays = ", ".join(f"%b::{_array_type(field)}[]" for field in fields)
-        names = ", ".join(f"c{n}" for n in range(len(fields)))
-        selected = ", ".join(
-            f"c{n}::{field.db_type(connection)}" if isinstance(field, JSONField) else f"c{n}"
-            for n, field in enumerate(fields)
-        )
-        params: list[Any] = [
-            [_array_value(field, getattr(instance, field.attname)) for instance in instances] for field in fields
-        ]
-        keys = _execute_binary(
-            f"INSERT INTO {table} ({columns}) SELECT {selected} "  # noqa: S608 - the model's own names
-            f"FROM unnest({arrays}) AS u({names}){returning}",
-            params,
-        )
+        ctes: list[str] = []
+        params: list[Any] = []
+        for n, (other_model, other_fields, other_rows) in enumerate(also):
+            sql, other_params = _unnest_insert(other_model, other_fields, other_rows)
+            ctes.append(f"also{n} AS ({sql})")
+            params += other_params
+        sql, own = _unnest_insert(model, field_names, instances)
+        keys = _execute_binary((f"WITH {', '.join(ctes)} " if ctes else "") + sql + returning, [*params, *own])
         if returning:
             for instance, (key,) in zip(instances, keys, strict=True):
                 instance.pk = key
         return
+    for other in also:
+        insert_rows(*other)
+    fields = _fields(model, field_names)
+    table = quote(model._meta.db_table)
+    columns = ", ".join(quote(str(field.column)) for field in fields)
     with connection.cursor() as cursor:
         row = "(" + ", ".join(["%s"] * len(fields)) + ")"
         per_statement = max(1, SQLITE_BATCH_PARAMS // len(fields))

@@ -291,16 +291,17 @@ class UnitOfWork:
             event.dispatched_at = now if finished else None
             if not finished:
                 waiting.append(event)
-        if events:
-            crash_point("before_outbox_write")
-            # The pending events themselves carry the row's columns: no model instance per row.
-            insert_rows(OutboxEvent, OUTBOX_COLUMNS, events, returning_pk=True)
-        if self.applied:
-            insert_rows(
-                InboxRecord,
-                ("handler", "event_id", "handled_at"),
-                [_InboxRow(name, event_id, now) for name, event_id in self.applied],
-            )
+        crash_point("before_outbox_write")
+        # The pending events themselves carry the row's columns: no model instance per row. The
+        # inbox records ride in the same statement (PostgreSQL).
+        inbox = [_InboxRow(name, event_id, now) for name, event_id in self.applied]
+        insert_rows(
+            OutboxEvent,
+            OUTBOX_COLUMNS,
+            events,
+            returning_pk=True,
+            also=[(InboxRecord, ("handler", "event_id", "handled_at"), inbox)],
+        )
         if self.delivered:
             mark_dispatched(self.delivered, now=now, using=self.using)
         if waiting and self.after_commit and _after_commit_hook:

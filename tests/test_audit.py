@@ -16,6 +16,7 @@ from django.db import connection, connections, transaction
 
 from apps.accounts.models import BankAccount
 from apps.audit import middleware
+from apps.audit import public as audit
 from apps.audit.models import AuditRecord
 from apps.audit.selectors import audit_verify
 from apps.audit.services import audit_append
@@ -164,7 +165,7 @@ class TestApiRequests:
     ],
 )
 def test_the_kind_of_caller_comes_from_the_token(claims, kind):
-    assert middleware.principal_type(Principal.from_claims(claims)) == kind
+    assert audit.principal_type(Principal.from_claims(claims)) == kind
 
 
 # --- the back office ------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 
 from apps.accounts import services as accounts
+from apps.fraud import services as fraud
 from apps.transactions import services as transactions
 from conftest import ALL_STAFF_SCOPES
 from outbox.dispatcher import dispatch
@@ -75,6 +76,14 @@ def _deliver_events(world: World) -> None:
     dispatch(limit=1000)
 
 
+def _held_for_review(world: World) -> None:
+    """The world's transfer (left to a worker) screened under an amount rule it exceeds: in review."""
+    fraud.rule_change(name="amount", parameters={"threshold": 50}, changed_by="ops", changer_kind="staff")
+    dispatch(limit=1000)
+    world.transfer.refresh_from_db()
+    assert world.transfer.status == "review"
+
+
 MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/customers"): Rule(("customers:read",), LISTING),
     ("POST", "/api/v1/customers"): Rule(
@@ -114,6 +123,13 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/ledger/transactions/{transaction_id}"): Rule(("ledger:read",), STAFF_ONLY),
     ("GET", "/api/v1/notifications"): Rule(("customers:read",), LISTING, prepare=_deliver_events),
     ("GET", "/api/v1/analytics/summary"): Rule(("analytics:read",), STAFF_ONLY),
+    ("GET", "/api/v1/fraud/alerts"): Rule(("fraud:review",), STAFF_ONLY, prepare=_held_for_review),
+    ("POST", "/api/v1/fraud/reviews/{transfer_id}/approve"): Rule(
+        ("fraud:review",), STAFF_ONLY, prepare=_held_for_review
+    ),
+    ("POST", "/api/v1/fraud/reviews/{transfer_id}/reject"): Rule(
+        ("fraud:review",), STAFF_ONLY, prepare=_held_for_review
+    ),
 }
 
 # Operations whose path parameter names a customer rather than the owner's account.

@@ -445,8 +445,9 @@ def test_an_event_published_in_a_savepoint_that_rolls_back_is_forgotten_with_it(
 
 
 def test_a_consumer_group_applies_its_own_contexts_handlers_only(settings):
-    """A Kafka consumer of the `transactions` group runs transactions.* handlers; the events they
-    publish go to the outbox for the other groups, even when this process dispatches inline."""
+    """Kafka consumers of the `fraud` and `transactions` groups run their own context's handlers;
+    the events they publish go to the outbox for the other groups, even when this process
+    dispatches inline."""
     from apps.ledger.models import Hold
     from apps.transactions import services as transfers
     from apps.transactions.models import Transfer
@@ -461,11 +462,19 @@ def test_a_consumer_group_applies_its_own_contexts_handlers_only(settings):
     initiated = OutboxEvent.objects.get(event_type="transaction.initiated")
 
     settings.FINTECH_EVENT_DISPATCH = "inline"  # what the web process would do: irrelevant to a consumer
-    screening = bus.subscription_named("transactions.screen_transfer")
+    screening = bus.subscription_named("fraud.screen_transfer")
     assert screening is not None
     event = dispatcher.received_from_envelope(initiated.envelope, initiated.headers)
     assert dispatcher.run_handler(screening, event, after_commit=False) is True
+    transfer.refresh_from_db()
+    assert transfer.status == Transfer.Status.INITIATED  # the transactions group has not run
+    screened = OutboxEvent.objects.get(event_type="fraud.screened")
+    assert screened.dispatched_at is None  # left for the transactions group
 
+    going_on = bus.subscription_named("transactions.continue_screened_transfer")
+    assert going_on is not None
+    event = dispatcher.received_from_envelope(screened.envelope, screened.headers)
+    assert dispatcher.run_handler(going_on, event, after_commit=False) is True
     transfer.refresh_from_db()
     assert transfer.status == Transfer.Status.VALIDATED
     validated = OutboxEvent.objects.get(event_type="transaction.validated")

@@ -4,8 +4,9 @@ and returned, fraud screenings and an alert. Notifications and analytics must pr
 the expected messages (count, channel, recipient, language, content) and figures; a second
 delivery of every event changes nothing; `rebuild_analytics` gives the same figures.
 
-The fraud, review and payment events are published here through their committed schemas
-(tests/contracts.py): their contexts are being built elsewhere.
+The payment events are published here through their committed schemas (tests/contracts.py):
+that context is being built elsewhere. The fraud context screens the transfers and those
+payments for real.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import io
 import json
 import uuid
 from collections import Counter
-from typing import Any
 
 import pytest
 from django.core import mail
@@ -24,6 +24,7 @@ from django.utils import timezone
 from apps.accounts import services as accounts
 from apps.analytics.models import DailyFigure, Fact
 from apps.customers import services as customers
+from apps.fraud import services as fraud
 from apps.notifications import channels
 from apps.notifications import services as notifications
 from apps.notifications.models import Notification
@@ -35,14 +36,7 @@ from outbox.dispatcher import deliver, dispatch, received_from_envelope
 from outbox.models import OutboxEvent
 from outbox.publisher import publish
 from outbox.unit_of_work import unit_of_work
-from tests.contracts import (
-    FraudAlert,
-    FraudReviewDecided,
-    FraudScreened,
-    PaymentInitiated,
-    PaymentProcessed,
-    TransactionHeldForReview,
-)
+from tests.contracts import PaymentInitiated, PaymentProcessed
 from tests.factories import deposit, new_cpf
 
 pytestmark = pytest.mark.django_db
@@ -107,68 +101,15 @@ def bank_day(settings):
     accounts.account_block(account_id=carla_account.id, reason="court order", changed_by="ops")
     deliver_everything()
 
-    # The fraud context's screenings: the completed transfer approved, another one held for review.
-    reviewed = str(uuid.uuid4())
-    rules = [{"rule": "large_amount", "version": 1, "score": 70, "reason": "above the usual"}]
-    screening: dict[str, Any] = {"subject_type": "transfer", "account_id": str(ana_account.id), "currency": "BRL"}
-    publish_one(
-        FraudScreened(
-            **screening,
-            rules=[],
-            screening_id=str(uuid.uuid4()),
-            subject_id=str(completed.id),
-            amount=12_345,
-            decision="approve",
-            score=0,
-            screened_at=rfc3339(now),
-        )
+    # The fraud context screened both (approved; the second then met the blocked account). A third,
+    # above the amount rule as it is set for the day, waits for an analyst, who approves it.
+    fraud.rule_change(name="amount", parameters={"threshold": 49_999}, changed_by="fraud-admin", changer_kind="staff")
+    reviewed = transactions.transfer_initiate(
+        from_account_id=ana_account.id, to_account_id=bob_account.id, amount=50_000, currency="BRL", initiated_by="ana"
     )
-    publish_one(
-        FraudScreened(
-            **screening,
-            rules=rules,
-            screening_id=str(uuid.uuid4()),
-            subject_id=reviewed,
-            amount=50_000,
-            decision="review",
-            score=70,
-            screened_at=rfc3339(now),
-        )
-    )
-    publish_one(
-        TransactionHeldForReview(
-            transfer_id=reviewed,
-            from_account_id=str(ana_account.id),
-            to_account_id=str(bob_account.id),
-            amount=50_000,
-            currency="BRL",
-            customer_id=str(ana.id),
-            held_at=rfc3339(now),
-        )
-    )
-    publish_one(
-        FraudAlert(
-            alert_id=str(uuid.uuid4()),
-            subject_type="transfer",
-            subject_id=reviewed,
-            account_id=str(ana_account.id),
-            amount=50_000,
-            currency="BRL",
-            decision="review",
-            score=70,
-            rules=rules,
-            raised_at=rfc3339(now),
-        )
-    )
-    publish_one(
-        FraudReviewDecided(
-            subject_type="transfer",
-            subject_id=reviewed,
-            decision="approved",
-            decided_by="analyst-7",
-            reason="called the customer",
-            decided_at=rfc3339(now),
-        )
+    deliver_everything()
+    fraud.review_approve(
+        subject_id=reviewed.id, decided_by="analyst-7", decider_kind="staff", reason="called the customer"
     )
     # Payments: Bob's settles, Ana's comes back.
     payments = {"bob": str(uuid.uuid4()), "ana": str(uuid.uuid4())}
@@ -226,18 +167,19 @@ EXPECTED_FIGURES = {
     ("customers.rejected", "XXX"): (1, 0),
     ("accounts.blocked", "XXX"): (1, 0),
     ("deposits", "BRL"): (2, 105_000),
-    ("transfers.initiated", "BRL"): (2, 19_345),
-    ("transfers.completed", "BRL"): (1, 12_345),
+    ("transfers.initiated", "BRL"): (3, 69_345),
+    ("transfers.completed", "BRL"): (2, 62_345),
     ("transfers.failed", "BRL"): (1, 7_000),
     ("transfers.review", "BRL"): (1, 50_000),
-    ("fraud.decisions.approve", "BRL"): (1, 12_345),
+    # The two transfers approved at once and the two payments.
+    ("fraud.decisions.approve", "BRL"): (4, 27_345),
     ("fraud.decisions.review", "BRL"): (1, 50_000),
     ("fraud.alerts", "BRL"): (1, 50_000),
     ("fraud.reviews.approved", "BRL"): (1, 50_000),
     ("payments.initiated", "BRL"): (2, 8_000),
     ("payments.settled", "BRL"): (1, 5_000),
     ("payments.returned", "BRL"): (1, 3_000),
-    ("notifications", "XXX"): (26, 0),
+    ("notifications", "XXX"): (30, 0),
 }
 
 
@@ -246,9 +188,10 @@ def test_a_day_at_the_bank_notifies_exactly_whom_it_must(bank_day):
     assert bank_day["failing"].id  # the failed transfer exists
     both = ("email", "push")
 
+    # Two transfers completed (the second after its review): two sent, two received.
     assert kinds(ana) == Counter(
         {
-            (notice, channel): 1
+            (notice, channel): 2 if notice == "transfer_sent" else 1
             for channel in both
             for notice in (
                 "kyc_verified",
@@ -262,7 +205,7 @@ def test_a_day_at_the_bank_notifies_exactly_whom_it_must(bank_day):
     )
     assert kinds(bob) == Counter(
         {
-            (notice, channel): 1
+            (notice, channel): 2 if notice == "transfer_received" else 1
             for channel in both
             for notice in ("kyc_verified", "transfer_received", "payment_settled")
         }
@@ -280,14 +223,18 @@ def test_a_day_at_the_bank_notifies_exactly_whom_it_must(bank_day):
     assert kinds(davi) == Counter({("kyc_rejected", "email"): 1, ("kyc_rejected", "push"): 1})
     [desk] = Notification.objects.filter(customer_id__isnull=True)
     assert (desk.notice, desk.channel, desk.recipient, desk.language) == ("fraud_alert", "email", "backoffice", "pt-BR")
-    assert Notification.objects.count() == 26
+    assert Notification.objects.count() == 30
 
     # Language and content: each in the customer's language, money in their locale.
-    sent = Notification.objects.get(customer_id=ana.id, notice="transfer_sent", channel="email")
+    sent = Notification.objects.get(
+        customer_id=ana.id, notice="transfer_sent", channel="email", subject__contains="123,45"
+    )
     assert (sent.language, sent.recipient) == ("pt-BR", f"customer:{ana.id}")
     assert sent.subject == "Transferência de R$ 123,45 enviada"
     assert sent.body.startswith("Olá, Ana!")
-    received = Notification.objects.get(customer_id=bob.id, notice="transfer_received", channel="push")
+    received = Notification.objects.get(
+        customer_id=bob.id, notice="transfer_received", channel="push", subject__contains="123.45"
+    )
     assert received.language == "en"
     assert received.subject == "You received R$123.45"
     assert received.body.startswith("Hello, Bob!")
@@ -312,15 +259,15 @@ def test_a_day_at_the_bank_notifies_exactly_whom_it_must(bank_day):
         settings.FINTECH_NOTIFICATIONS_WEBHOOK_URL = provider.url
         report = notifications.notifications_deliver(limit=100)
         assert notifications.notifications_deliver(limit=100).attempted == 0
-    assert (report.sent, report.failed, report.retrying) == (26, 0, 0)
+    assert (report.sent, report.failed, report.retrying) == (30, 0, 0)
     assert sorted(address for message in mail.outbox for address in message.to) == sorted(
-        ["ana@example.com"] * 6
-        + ["bob@example.com"] * 3
+        ["ana@example.com"] * 7
+        + ["bob@example.com"] * 4
         + ["carla@example.com"] * 3
         + ["davi@example.com"]
         + ["fraud-desk@bank.example"]
     )
-    assert len(provider.seen) == 12
+    assert len(provider.seen) == 14
     for request in provider.seen:
         assert channels.verify_signature(SECRET, request.headers[channels.SIGNATURE_HEADER], request.body)
     pushed = {json.loads(request.body)["customer_id"] for request in provider.seen}
@@ -331,9 +278,9 @@ def test_a_day_at_the_bank_adds_up_and_a_second_delivery_of_everything_changes_n
     assert figures() == EXPECTED_FIGURES
     summary = staff.get("/api/v1/analytics/summary").json()
     [brl] = summary["totals"]
-    assert brl["transfers"]["completed"] == {"count": 1, "volume": 12_345}
-    assert brl["fraud"]["screened"] == 2
-    assert brl["fraud"]["rate"] == 0.5
+    assert brl["transfers"]["completed"] == {"count": 2, "volume": 62_345}
+    assert brl["fraud"]["screened"] == 5
+    assert brl["fraud"]["rate"] == 0.2
     assert summary["customers"] == {"created": 4, "verified": 3, "rejected": 1}
     assert len(summary["days"]) == 1
 
@@ -371,7 +318,7 @@ def test_a_day_at_the_bank_adds_up_and_a_second_delivery_of_everything_changes_n
     call_command("export_analytics", stdout=out)
     lines = out.getvalue().splitlines()
     assert lines[0] == "day,currency,metric,count,volume"
-    assert f"{timezone.now().date().isoformat()},BRL,transfers.completed,1,12345" in lines
+    assert f"{timezone.now().date().isoformat()},BRL,transfers.completed,2,62345" in lines
     assert len(lines) == 1 + len(EXPECTED_FIGURES)
 
 

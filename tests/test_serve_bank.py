@@ -168,7 +168,7 @@ def test_every_supervised_process_is_a_command_of_this_project(tmp_path):
     ).stdout
     processes = json.loads(printed)
 
-    assert set(processes) == {"web", "dispatcher", "relay", "notifications", "consumer-ledger"}
+    assert set(processes) == {"web", "dispatcher", "relay", "notifications", "fraud-review-expiry", "consumer-ledger"}
     assert processes["consumer-ledger"] == ["manage.py", "consume", "--group", "ledger"]
     assert processes["web"][:4] == ["-m", "gunicorn", "--config", "python:config.gunicorn"]
     commands = get_commands()
@@ -181,7 +181,7 @@ def test_every_supervised_process_is_a_command_of_this_project(tmp_path):
 def test_it_serves_with_gunicorn_and_supervises_web_dispatcher_and_relay(bank):
     status = wait_for(bank.status, what="the status file")
     assert status["supervisor_pid"] == bank.process.pid
-    assert set(status["children"]) == {"web", "dispatcher", "relay", "notifications"}
+    assert set(status["children"]) == {"web", "dispatcher", "relay", "notifications", "fraud-review-expiry"}
     assert all(child["running"] for child in status["children"].values())
     _, headers, _ = bank.request("GET", "/healthz")
     assert headers["Server"] == "gunicorn"
@@ -373,5 +373,5 @@ def test_sigterm_stops_the_supervisor_and_every_process_it_started(bank):
     assert not [pid for pid in family if alive(pid)], "orphans left behind"
     assert not bank.status_path.exists()
     stopped = {line["child"] for line in bank.log_lines() if line["message"] == "process stopped"}
-    assert stopped == {"web", "dispatcher", "relay", "notifications"}
+    assert stopped == {"web", "dispatcher", "relay", "notifications", "fraud-review-expiry"}
     assert time.monotonic() - started < 30

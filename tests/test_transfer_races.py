@@ -40,7 +40,8 @@ REQUEST_TIMEOUT = 60.0  # seconds for every request of a burst to answer; a dead
 
 # The transfer choreography, in the order a single transfer goes through it.
 CHAIN = (
-    "transactions.screen_transfer",  # transaction.initiated -> transaction.validated
+    "fraud.screen_transfer",  # transaction.initiated -> fraud.screened
+    "transactions.continue_screened_transfer",  # fraud.screened (approve) -> transaction.validated
     "ledger.post_validated_transfer",  # transaction.validated -> ledger.entry_written
     "accounts.publish_balance_updates",  # ledger.entry_written -> account.balance.updated
     "transactions.complete_posted_transfer",  # ledger.entry_written -> transaction.completed
@@ -298,6 +299,7 @@ def chain_order() -> list[str]:
     reactions to the same events, notifications and analytics, run between them there)."""
     return [
         *(s.name for s in bus.steps_for("transaction.initiated")),
+        *(s.name for s in bus.steps_for("fraud.screened")),
         *(s.name for s in bus.steps_for("transaction.validated")),
         *(s.name for s in bus.steps_for("ledger.entry_written")),
     ]
@@ -363,6 +365,7 @@ def assert_resumes_and_posts_once(transfer, source, destination, before) -> None
     )
     assert chain_events == {
         "transaction.initiated": 1,
+        "fraud.screened": 1,
         "transaction.validated": 1,
         "ledger.entry_written": 1,
         "account.balance.updated": 2,

@@ -24,6 +24,7 @@ from prometheus_client import Counter
 
 from apps.audit import origin as origins
 from apps.audit.models import ActorType
+from apps.audit.public import principal_type
 from apps.audit.services import audit_append
 from fintech.auth.principal import Principal
 
@@ -97,18 +98,6 @@ def actor_of(request: HttpRequest) -> dict[str, Any]:
     if user is not None and getattr(user, "is_authenticated", False):
         return {"actor": user.get_username(), "actor_type": ActorType.ADMIN}
     return {"actor": "anonymous", "actor_type": ActorType.ANONYMOUS}
-
-
-def principal_type(principal: Principal) -> ActorType:
-    """A customer's token names the customer; a client-credentials token is the client itself
-    (RFC 9068: its subject is the client id; Keycloak names its user service-account-<client>);
-    any other token is a back-office person's."""
-    if principal.customer_id is not None:
-        return ActorType.CUSTOMER
-    username = str(principal.claims.get("preferred_username") or "")
-    if principal.subject == principal.client_id or username.startswith("service-account-"):
-        return ActorType.SERVICE
-    return ActorType.STAFF
 
 
 def _is_admin(request: HttpRequest) -> bool:

@@ -3,26 +3,14 @@ that posts the mirror transaction), never by editing or deleting a row."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.ledger import services
 from apps.ledger.models import Hold, JournalEntry, JournalTransaction, LedgerAccount
+from fintech.backoffice import ReadOnly
 from fintech.errors import DomainError
-
-
-class ReadOnly:
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(LedgerAccount)

@@ -1,24 +1,9 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
 from apps.transactions.models import Deposit, Transfer
-
-
-class ReadOnly:
-    """Transfers and deposits change only through their services (and their events)."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from fintech.backoffice import ReadOnly
 
 
 @admin.register(Transfer)

@@ -38,6 +38,16 @@ class TransactionValidated(TransferEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class TransactionHeldForReview(TransferEvent):
+    """The screening held the transfer for an analyst: its amount stays held on the source."""
+
+    event_type: ClassVar[str] = "transaction.held_for_review"
+
+    customer_id: str
+    held_at: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class TransactionCompleted(TransferEvent):
     event_type: ClassVar[str] = "transaction.completed"
 

@@ -10,9 +10,27 @@ from fintech.bus import subscribe
 from fintech.events import ReceivedEvent
 
 
-@subscribe("transaction.initiated", name="transactions.screen_transfer", same_unit_of_work=True, batch=True)
-def screen_transfers(events: Sequence[ReceivedEvent]) -> None:
-    services.transfers_screen(transfer_ids=[uuid.UUID(event.data["transfer_id"]) for event in events])
+def _transfer_decisions(events: Sequence[ReceivedEvent]) -> dict[uuid.UUID, str]:
+    """The fraud context's word on transfers (its events also speak of payments)."""
+    return {
+        uuid.UUID(event.data["subject_id"]): event.data["decision"]
+        for event in events
+        if event.data["subject_type"] == "transfer"
+    }
+
+
+@subscribe("fraud.screened", name="transactions.continue_screened_transfer", same_unit_of_work=True, batch=True)
+def continue_screened_transfers(events: Sequence[ReceivedEvent]) -> None:
+    decisions = _transfer_decisions(events)
+    if decisions:
+        services.transfers_screened(decisions=decisions)
+
+
+@subscribe("fraud.review_decided", name="transactions.continue_reviewed_transfer", same_unit_of_work=True, batch=True)
+def continue_reviewed_transfers(events: Sequence[ReceivedEvent]) -> None:
+    decisions = _transfer_decisions(events)
+    if decisions:
+        services.transfers_reviewed(decisions=decisions)
 
 
 @subscribe("ledger.entry_written", name="transactions.complete_posted_transfer", same_unit_of_work=True, batch=True)

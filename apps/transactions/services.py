@@ -18,6 +18,7 @@ from apps.transactions.events import (
     DepositCompleted,
     TransactionCompleted,
     TransactionFailed,
+    TransactionHeldForReview,
     TransactionInitiated,
     TransactionValidated,
 )
@@ -199,46 +200,95 @@ def _transfer_fields(transfer: Transfer) -> dict[str, object]:
     }
 
 
-def transfers_screen(*, transfer_ids: Sequence[uuid.UUID], now: datetime | None = None) -> list[Transfer]:
-    """Decide whether initiated transfers may be posted, all in one go (three statements).
+# How the transfer goes on after the fraud context's word on it.
+_VALIDATE, _HOLD = "validate", "hold"
+_AFTER_SCREENING = {"approve": _VALIDATE, "review": _HOLD, "reject": "fraud_rejected"}
+_AFTER_REVIEW = {"approved": _VALIDATE, "rejected": "fraud_rejected", "expired": "review_expired"}
+_FAILURE_DETAILS = {
+    "fraud_rejected": "Refused by the bank's anti-fraud screening.",
+    "review_expired": "The anti-fraud review was not decided in time.",
+}
 
-    Today every transfer whose accounts are still open passes (the fraud context will hook in
-    here). A transfer that is past `initiated` is left as it is.
+
+def transfers_screened(*, decisions: Mapping[uuid.UUID, str], now: datetime | None = None) -> list[Transfer]:
+    """The fraud screening judged initiated transfers (transfer id -> approve, review or reject).
+
+    Approved ones whose accounts are still active are validated (three statements for a batch),
+    ones held for review wait for an analyst with their hold in place, rejected ones fail with
+    `fraud_rejected` (the ledger voids the hold). A transfer whose account was blocked or closed
+    meanwhile fails with that code instead. A transfer already past `initiated` is left alone.
     """
+    return _transfers_continue(
+        verdicts={transfer_id: _AFTER_SCREENING[decision] for transfer_id, decision in decisions.items()},
+        waiting_in=Transfer.Status.INITIATED,
+        now=now,
+    )
+
+
+def transfers_reviewed(*, decisions: Mapping[uuid.UUID, str], now: datetime | None = None) -> list[Transfer]:
+    """A review ended (transfer id -> approved, rejected or expired): approved transfers are
+    validated if their accounts are still active, the others fail (`fraud_rejected`,
+    `review_expired`) and their holds are voided. A transfer not in review is left alone."""
+    return _transfers_continue(
+        verdicts={transfer_id: _AFTER_REVIEW[decision] for transfer_id, decision in decisions.items()},
+        waiting_in=Transfer.Status.REVIEW,
+        now=now,
+    )
+
+
+def _transfers_continue(*, verdicts: Mapping[uuid.UUID, str], waiting_in: str, now: datetime | None) -> list[Transfer]:
     now = now or timezone.now()
     with unit_of_work():
-        transfers = _transfers_for_update(transfer_ids)
-        waiting = [t for t in transfers.values() if t.status == Transfer.Status.INITIATED]
+        transfers = _transfers_for_update(list(verdicts))
+        waiting = [t for t in transfers.values() if t.status == waiting_in]
         if not waiting:
-            return [transfers[transfer_id] for transfer_id in transfer_ids]
-        snapshots = accounts.account_snapshots([i for t in waiting for i in (t.from_account_id, t.to_account_id)])
-        passed = []
+            return list(transfers.values())
+        going_on = [t for t in waiting if verdicts[t.id] in (_VALIDATE, _HOLD)]
+        # A transfer this unit of work created had its accounts checked under their locks, which
+        # this transaction still holds: they cannot have been blocked or closed since. The others
+        # waited in between (a worker's unit, a review): their accounts are read again.
+        uow = current_unit()
+        unchecked = [t for t in going_on if uow is None or uow.remembered(Transfer, t.id) is None]
+        snapshots = (
+            accounts.account_snapshots([i for t in unchecked for i in (t.from_account_id, t.to_account_id)])
+            if unchecked
+            else {}
+        )
+        checked = {t.id for t in going_on} - {t.id for t in unchecked}
+        moving: dict[str, list[Transfer]] = {_VALIDATE: [], _HOLD: []}
         for transfer in waiting:
-            inactive = _inactive_account(transfer, snapshots)
-            if inactive is None:
-                passed.append(transfer)
-            else:
+            verdict = verdicts[transfer.id]
+            inactive = (
+                _inactive_account(transfer, snapshots) if verdict in moving and transfer.id not in checked else None
+            )
+            if inactive is not None:
                 _fail(transfer, code=inactive[0], detail=inactive[1], now=now)
-        if passed:
-            Transfer.objects.filter(pk__in=[t.id for t in passed]).update(
-                status=Transfer.Status.VALIDATED, updated_at=now
-            )
-        for transfer in passed:
-            transfer.status = Transfer.Status.VALIDATED
-            transfer.updated_at = now
-            publish(
-                TransactionValidated(
-                    **_transfer_fields(transfer),  # type: ignore[arg-type]
-                    description=transfer.description,
-                    validated_at=rfc3339(now),
-                ),
-                occurred_at=now,
-            )
-    return [transfers[transfer_id] for transfer_id in transfer_ids]
+            elif verdict in moving:
+                moving[verdict].append(transfer)
+            else:
+                _fail(transfer, code=verdict, detail=_FAILURE_DETAILS[verdict], now=now)
+        for verdict, status in ((_VALIDATE, Transfer.Status.VALIDATED), (_HOLD, Transfer.Status.REVIEW)):
+            if moving[verdict]:
+                Transfer.objects.filter(pk__in=[t.id for t in moving[verdict]]).update(status=status, updated_at=now)
+            for transfer in moving[verdict]:
+                transfer.status = status
+                transfer.updated_at = now
+                publish(_moved_event(transfer, now), occurred_at=now)
+    return list(transfers.values())
 
 
-def transfer_screen(*, transfer_id: uuid.UUID, now: datetime | None = None) -> Transfer:
-    return transfers_screen(transfer_ids=[transfer_id], now=now)[0]
+def _moved_event(transfer: Transfer, now: datetime) -> TransactionValidated | TransactionHeldForReview:
+    if transfer.status == Transfer.Status.VALIDATED:
+        return TransactionValidated(
+            **_transfer_fields(transfer),  # type: ignore[arg-type]
+            description=transfer.description,
+            validated_at=rfc3339(now),
+        )
+    return TransactionHeldForReview(
+        **_transfer_fields(transfer),  # type: ignore[arg-type]
+        customer_id=str(transfer.from_customer_id),
+        held_at=rfc3339(now),
+    )
 
 
 def _inactive_account(transfer: Transfer, snapshots: dict[uuid.UUID, AccountSnapshot]) -> tuple[str, str] | None:

@@ -174,8 +174,10 @@ def _call(server: Server, token: str, path: str, body: dict[str, Any] | None = N
 
 def _accounts(server: Server, token: str, count: int, balance: int) -> list[str]:
     """Verified customers with funded accounts, made through the API."""
+    from bench.fixtures import screening_for_load
     from tests.factories import new_cpf
 
+    screening_for_load()
     accounts = []
     for index in range(count):
         customer = _call(

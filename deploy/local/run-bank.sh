@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Serves the bank for `make run`: migrations and static files, then `manage.py serve_bank`, the
-# supervisor of the web server (gunicorn), the event sweeper, the relay and the notification
-# sender (fintech/serving; settings.FINTECH_PROCESSES).
+# supervisor of the web server (gunicorn), the event sweeper, the relay, the notification sender
+# and the expiry of fraud reviews nobody decided (fintech/serving; settings.FINTECH_PROCESSES).
 # Honours the environment, so `eval "$(make -s services-up)"` first runs it on PostgreSQL/Redis.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

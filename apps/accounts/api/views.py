@@ -2,11 +2,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC
 from typing import Any
 
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
@@ -20,6 +18,7 @@ from apps.accounts.api.serializers import AccountOpenInput, AccountOutput, Accou
 from apps.accounts.models import BankAccount
 from apps.ledger import public as ledger
 from fintech.api.idempotency import idempotent
+from fintech.api.query import period_params
 from fintech.auth.permissions import current_principal, require_customer_access
 from fintech.errors import ValidationFailed
 
@@ -126,23 +125,6 @@ class AccountCloseView(_AccountStatusView):
         return self.change_status(request, account_id, services.account_close)
 
 
-def _moment(raw: str | None, field: str, *, end: bool) -> datetime | None:
-    """An RFC 3339 time, or a date meaning its whole day (`to` is then the next midnight)."""
-    if not raw:
-        return None
-    moment = parse_datetime(raw)
-    if moment is None:
-        day = parse_date(raw)
-        if day is None:
-            raise ValidationFailed(
-                f"{field} must be an RFC 3339 date-time or a date.", errors={field: ["Invalid date or date-time."]}
-            )
-        moment = datetime.combine(day + timedelta(days=1) if end else day, time.min)
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, UTC)
-    return moment
-
-
 class AccountStatementView(APIView):
     required_scopes = {"GET": ("accounts:read",)}
     max_page_size = 200
@@ -160,10 +142,7 @@ class AccountStatementView(APIView):
     def get(self, request: Request, account_id: uuid.UUID) -> Response:
         _owned_account(request, account_id)
         params = request.query_params
-        posted_from = _moment(params.get("from"), "from", end=False)
-        posted_to = _moment(params.get("to"), "to", end=True)
-        if posted_from and posted_to and posted_from >= posted_to:
-            raise ValidationFailed("from must be before to.", errors={"from": ["Must be before to."]})
+        posted_from, posted_to = period_params(params.get("from"), params.get("to"))
         try:
             cursor = int(params["cursor"]) if params.get("cursor") else None
             size = min(max(int(params.get("page_size", 50)), 1), self.max_page_size)
