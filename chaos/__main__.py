@@ -152,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
             stop=stop,
         )
         started = time.monotonic()
-        rows = [runner.scenario(scenario) for scenario in chosen]
+        try:
+            rows = [runner.scenario(scenario) for scenario in chosen]
+        finally:
+            runner.close()
         say(f"{len(rows)} scenarios in {(time.monotonic() - started) / 60:.1f} min")
         from chaos import report
 

@@ -87,7 +87,7 @@ def _role(process: str) -> str:
 
 
 def scenarios(processes: list[str], *, seconds: float) -> list[Scenario]:
-    """Every scenario, in the order they run."""
+    """Every scenario, in the order they run (those that serve the bank alike, together)."""
     kills = _strikes(seconds, KILL_EVERY_SECONDS)
     restarts = _strikes(seconds, RESTART_EVERY_SECONDS)
     found = [
@@ -115,6 +115,8 @@ def scenarios(processes: list[str], *, seconds: float) -> list[Scenario]:
     staggered = tuple(
         FaultPlan(plan.fault, plan.strikes, offset=0.15 + 0.7 * index / count) for index, plan in enumerate(together)
     )
+    everything = "each process killed, Kafka and PostgreSQL restarted, overlapping"
+    found.append(Scenario("all", f"Every fault above in one run: {everything}.", staggered))
     found.append(
         Scenario(
             "crash-points",
@@ -126,8 +128,6 @@ def scenarios(processes: list[str], *, seconds: float) -> list[Scenario]:
             settings=(("FINTECH_CRASH_AT", ",".join(f"{point}:{passes}" for point, passes in CRASH_POINTS.items())),),
         )
     )
-    everything = "each process killed, Kafka and PostgreSQL restarted, overlapping"
-    found.append(Scenario("all", f"Every fault above in one run: {everything}.", staggered))
     # As `make run` serves the bank, the web server does the choreography's steps: killing it
     # interrupts a transfer inside its unit of work, and everything at once once more.
     served = "As `make run` serves the bank (a request does the transfer's steps, the dispatcher the reactions): "
