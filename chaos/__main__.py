@@ -57,6 +57,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--groups", default="", help="Kafka consumer groups (default: every context with handlers)")
     parser.add_argument("--seed", type=int, default=14, help="seed of the load's random choices")
     parser.add_argument("--no-docs", action="store_true", help="print the table, leave docs/reliability.md alone")
+    parser.add_argument("--keep", action="store_true", help="keep the servers' data and the bank's logs in any case")
     return parser.parse_args(argv)
 
 
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             path = report.write(rows, every, report.Run(date=when, commit=git_commit(), command=command))
             say(f"wrote {path}")
         passed = all(row.passed for row in rows)
-        keep = not passed
+        keep = args.keep or not passed
     except (KeyboardInterrupt, SystemExit):
         keep = False  # stopped on purpose: nothing to look into
         raise

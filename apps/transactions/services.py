@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import DatabaseError, IntegrityError
 from django.utils import timezone
 
 from apps.accounts import public as accounts
@@ -27,7 +27,7 @@ from fintech.errors import Conflict, DomainError, NotFound, Unprocessable, Valid
 from fintech.events import rfc3339
 from fintech.faults import crash_point
 from fintech.money import CURRENCY_EXPONENTS
-from fintech.sql import update_rows
+from fintech.sql import lost_to_another_transaction, update_rows
 from outbox.publisher import publish
 from outbox.unit_of_work import current as current_unit
 from outbox.unit_of_work import unit_of_work
@@ -503,7 +503,7 @@ def _same_transfer(transfer: Transfer, request: TransferRequest) -> bool:
     )
 
 
-# Attempts of a batch that lost a race for one of its ids to a batch on other accounts.
+# Runs of a batch that lost a race: for one of its ids to a batch on other accounts, or a deadlock.
 BATCH_ATTEMPTS = 3
 
 
@@ -534,6 +534,12 @@ def transfers_initiate(
             # queue this one) between the read and the insert. It has committed by now: read again,
             # and it is an earlier transfer (a replay, or a reused id).
             if attempts == BATCH_ATTEMPTS:
+                raise
+            attempts += 1
+        except DatabaseError as error:
+            # The database broke a deadlock with a worker (which may lock ledger accounts in several
+            # statements) by aborting this batch: nothing of it stayed, so run it again.
+            if attempts == BATCH_ATTEMPTS or not lost_to_another_transaction(error):
                 raise
             attempts += 1
 
