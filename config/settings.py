@@ -4,6 +4,9 @@ The embedded default (no variable set) is a complete bank on SQLite with in-proc
 dispatch and a log sink for the relay, so `make run` needs no server. Setting
 `DATABASE_URL`, `REDIS_URL`, `KAFKA_BOOTSTRAP_SERVERS`, ... switches each piece to the real
 service. `DJANGO_ENV=production` refuses to start with insecure values.
+
+Over 400 lines because every knob of every part of the bank is read here, and only here: one
+place says what the environment controls (the README's table lists each variable).
 """
 
 from __future__ import annotations
@@ -66,12 +69,15 @@ INSTALLED_APPS = [
     "django_prometheus",
     "fintech.api",
     "fintech.auth",
+    "fintech.crypto",
+    "fintech.contexts",
     "fintech.serving",
     "outbox",
     "apps.customers",
     "apps.accounts",
     "apps.ledger",
     "apps.transactions",
+    "apps.payments",
     "apps.fraud",
     "apps.audit",
     "apps.notifications",
@@ -164,6 +170,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {"task": "outbox.tasks.sweep_outbox", "schedule": 5.0},
+    "flag-overdue-payments": {"task": "apps.payments.tasks.flag_overdue_payments", "schedule": 60.0},
     "purge-outbox": {"task": "outbox.tasks.purge_outbox", "schedule": 3600.0},
     "purge-idempotency-keys": {"task": "fintech.api.tasks.purge_idempotency_keys", "schedule": 3600.0},
     "deliver-notifications": {"task": "apps.notifications.tasks.deliver_notifications", "schedule": 2.0},
@@ -223,6 +230,32 @@ FINTECH_MAX_AMOUNT = env_int("FINTECH_MAX_AMOUNT", 100_000_000)  # minor units: 
 # the periodic expiry (`manage.py expire_fraud_reviews`, the beat task) and its hold released.
 FINTECH_FRAUD_REVIEW_TIMEOUT_HOURS = env_int("FINTECH_FRAUD_REVIEW_TIMEOUT_HOURS", 24)
 
+# --- Payments to and from other banks (apps/payments, fintech/payment_network.py) ------------
+# The bank's code at the central bank (8 digits): the payer of its payments, the creditor of credits.
+FINTECH_BANK_ISPB = env_str("FINTECH_BANK_ISPB", "99999999")
+# kafka: the payment network is outside; the relay ships payment.requested to it and the consumer
+#   group `payments` reads its answers (payment.processed) and credits (payment.received).
+# simulator-inline: a simulator of the network answers in this process (outbox/network_simulator/),
+#   so the embedded default settles a payment with no server at all. Refused in production.
+PAYMENT_NETWORK_MODES = ("kafka", "simulator-inline")
+FINTECH_PAYMENT_NETWORK = env_str(
+    "FINTECH_PAYMENT_NETWORK", "kafka" if KAFKA_BOOTSTRAP_SERVERS or PRODUCTION else "simulator-inline"
+)
+if FINTECH_PAYMENT_NETWORK not in PAYMENT_NETWORK_MODES:
+    raise ImproperlyConfigured(f"FINTECH_PAYMENT_NETWORK must be one of {', '.join(PAYMENT_NETWORK_MODES)}")
+# The keys shared with the network that seal a payment's beneficiary ("kid:base64-32-bytes,...", the
+# first seals); outside production, unset, a `dev` key generated once in this file.
+FINTECH_PAYMENT_NETWORK_KEYS = env_list("FINTECH_PAYMENT_NETWORK_KEYS")
+FINTECH_DEV_PAYMENT_NETWORK_KEY_PATH = env_str(
+    "FINTECH_DEV_PAYMENT_NETWORK_KEY_PATH", str(VAR_DIR / "dev-payment-network-key")
+)
+# A payment sent to the network and not answered within this long is flagged for operations.
+FINTECH_PAYMENT_ANSWER_TIMEOUT_SECONDS = env_int("FINTECH_PAYMENT_ANSWER_TIMEOUT_SECONDS", 600)
+# Where the in-process simulator writes the network's settlement file of each day ({date}: YYYY-MM-DD).
+FINTECH_PAYMENT_SIMULATOR_SETTLEMENT_FILE = env_str(
+    "FINTECH_PAYMENT_SIMULATOR_SETTLEMENT_FILE", str(VAR_DIR / "payment-network" / "settlement-{date}.csv")
+)
+
 # --- Identity -------------------------------------------------------------------------------
 OIDC_ISSUER = env_str("OIDC_ISSUER")
 OIDC_AUDIENCE = env_str("OIDC_AUDIENCE", "fintech-api")
@@ -280,7 +313,7 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Fintech digital bank API",
-    "DESCRIPTION": "Customers, accounts, transfers, payments, fraud review and analytics.",
+    "DESCRIPTION": "Customers and KYC, accounts and their statements, transfers and deposits, the ledger's journal.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
@@ -297,6 +330,9 @@ SPECTACULAR_SETTINGS = {
         "EntrySideEnum": ["debit", "credit"],
         "CustomerOutputStatusEnum": "apps.customers.models.Customer.Status",
         "CustomerLanguageEnum": "apps.customers.models.Customer.Language",
+        "PaymentStatusEnum": "apps.payments.models.Payment.Status",
+        "BeneficiaryKindEnum": "apps.payments.models.Payment.BeneficiaryKind",
+        "PaymentStepEnum": "apps.payments.models.PaymentStep.Step",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -377,6 +413,8 @@ FINTECH_PROCESSES: dict[str, list[str]] = {
     "relay": ["manage.py", "relay_outbox"],
     # Sends the notifications the handlers recorded (e-mail, push webhook), retrying failures.
     "notifications": ["manage.py", "deliver_notifications"],
+    # Flags the payments the network has not answered in time (never returns them).
+    "overdue-payments": ["manage.py", "flag_overdue_payments", "--every", "60"],
     # Rejects the transfers and payments held for review longer than FINTECH_FRAUD_REVIEW_TIMEOUT_HOURS.
     "fraud-review-expiry": ["manage.py", "expire_fraud_reviews"],
 }
@@ -384,6 +422,16 @@ if KAFKA_BOOTSTRAP_SERVERS:
     FINTECH_PROCESSES |= {
         f"consumer-{group}": ["manage.py", "consume", "--group", group] for group in FINTECH_KAFKA_CONSUMER_GROUPS
     }
+    # The payment network is outside: its answers and its credits are read by the payments group
+    # (its screening steps run in process, so only the network's topics).
+    FINTECH_PROCESSES["consumer-payments"] = [
+        "manage.py",
+        "consume",
+        "--group",
+        "payments",
+        "--topics",
+        "payment.processed,payment.received",
+    ]
 
 # --- Static, i18n ---------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -447,11 +495,18 @@ def _refuse_insecure_production() -> None:
         problems.append("OIDC_ISSUER must name the identity provider (the dev issuer is refused)")
     if not env_str("DATABASE_URL"):
         problems.append("DATABASE_URL must point at PostgreSQL (SQLite is the embedded default only)")
-    from fintech.crypto.keyring import configuration_problems
+    from fintech.crypto.keyring import configuration_problems, shared_key_ring_problems
 
     problems.extend(configuration_problems(FINTECH_ENCRYPTION_KEYS, FINTECH_BLIND_INDEX_KEY))
     if FINTECH_NOTIFICATIONS_WEBHOOK_URL and len(FINTECH_NOTIFICATIONS_WEBHOOK_SECRET) < 32:
         problems.append("FINTECH_NOTIFICATIONS_WEBHOOK_SECRET must be at least 32 characters when the webhook is set")
+    if FINTECH_PAYMENT_NETWORK == "simulator-inline":
+        problems.append("FINTECH_PAYMENT_NETWORK=simulator-inline is a simulator: production pays through the network")
+    problems.extend(
+        shared_key_ring_problems(
+            FINTECH_PAYMENT_NETWORK_KEYS, setting="FINTECH_PAYMENT_NETWORK_KEYS", private_keys=FINTECH_ENCRYPTION_KEYS
+        )
+    )
     if problems:
         raise ImproperlyConfigured("Refusing to start in production: " + "; ".join(problems))
 

@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("apps.accounts.api.urls")),
     path("", include("apps.transactions.api.urls")),
     path("", include("apps.ledger.api.urls")),
+    path("", include("apps.payments.api.urls")),
     path("", include("apps.fraud.api.urls")),
     path("", include("apps.notifications.api.urls")),
     path("", include("apps.analytics.api.urls")),

@@ -1,42 +1,32 @@
-from __future__ import annotations
+"""The spine in the back office: read-only; a dead letter is replayed by an action."""
 
-from typing import Any
+from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from fintech.backoffice import ReadOnly
 from outbox import dispatcher
 from outbox.models import DeadLetter, InboxRecord, OutboxEvent
 
 
-class ReadOnlyAdmin(admin.ModelAdmin[Any]):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(ReadOnlyAdmin):
+class OutboxEventAdmin(ReadOnly, admin.ModelAdmin[OutboxEvent]):
     list_display = ["id", "event_type", "aggregate_id", "created_at", "dispatched_at", "sent_at"]
     list_filter = ["event_type", ("dispatched_at", admin.EmptyFieldListFilter), ("sent_at", admin.EmptyFieldListFilter)]
     search_fields = ["=event_id", "=aggregate_id"]
 
 
 @admin.register(InboxRecord)
-class InboxRecordAdmin(ReadOnlyAdmin):
+class InboxRecordAdmin(ReadOnly, admin.ModelAdmin[InboxRecord]):
     list_display = ["handler", "event_id", "handled_at"]
     list_filter = ["handler"]
     search_fields = ["=event_id"]
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(ReadOnlyAdmin):
+class DeadLetterAdmin(ReadOnly, admin.ModelAdmin[DeadLetter]):
     list_display = ["id", "event_type", "handler", "attempts", "created_at", "replayed_at"]
     list_filter = ["handler", "event_type", ("replayed_at", admin.EmptyFieldListFilter)]
     search_fields = ["=event_id"]

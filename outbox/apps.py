@@ -31,3 +31,8 @@ class OutboxConfig(AppConfig):
         add_readiness_check("dispatcher", dispatcher_check)
         if not any(isinstance(c, BacklogCollector) for c in list(REGISTRY._collector_to_names)):
             REGISTRY.register(BacklogCollector())
+
+        if settings.FINTECH_PAYMENT_NETWORK == "simulator-inline":
+            from outbox.network_simulator import inline
+
+            inline.install()

@@ -1,29 +1,12 @@
 """The Kafka consumer runner: a context's handlers applied to the records of its topics.
 
 `ConsumerRunner("ledger")` joins the consumer group `fintech.ledger` and runs every bus
-subscription named `ledger.*` on the topics those subscriptions read. Per record:
-
-1. The value must be a CloudEvent of the topic's type whose data matches its JSON Schema
-   (then upcast to the newest version). A record that is not is poison: no retry can fix
-   it, so it goes straight to `dlq.<topic>` and never reaches the database.
-2. Each handler runs through the inbox (`run_handler`): one transaction that records
-   (handler, event id) with the effect, so a redelivered record is a no-op.
-3. A handler that raises is retried with exponential backoff; when the attempts run out the
-   record goes to `dlq.<topic>` (original key, value and headers plus `dlq_*` headers) and
-   the partition moves on.
-4. The offset is stored only once the record is finished with: every handler committed, or
-   the dead letter was acknowledged by the broker. librdkafka commits stored offsets in the
-   background, on a revocation and on close, so a crash redelivers at most the records after
-   the last commit (at least once; the inbox makes that harmless).
-
-Two failures are not the record's fault and dead-lettering would empty the topic into the
-DLQ: the database being unavailable (`OperationalError`, `InterfaceError`) and the DLQ
-produce failing. Then the record is put back (seek to its offset, nothing stored) and
-offered again after a pause, while the consumer keeps polling so it stays in the group.
-
-SIGTERM or SIGINT (see `StopSignal`) lets the current record finish; a record still being
-retried is left unstored and goes to whoever consumes the partition next. Then `close()`
-commits the stored offsets and leaves the group, so the partitions move over at once.
+subscription named `ledger.*` on the topics those subscriptions read: a record that is not a
+valid event of its topic is poison and goes straight to `dlq.<topic>`; each handler runs
+through the inbox, with retries, and a record whose handler keeps failing goes to
+`dlq.<topic>` too (`outbox.kafka_dead_letters`); the offset is stored only once the record is
+finished with. A database or DLQ outage puts the record back instead. docs/events.md ("Kafka
+consumers") tells the whole story.
 """
 
 from __future__ import annotations
@@ -31,29 +14,34 @@ from __future__ import annotations
 import json
 import logging
 import random
-import time
-import traceback
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
 
 from fintech import bus
 from fintech.events import ReceivedEvent
-from fintech.kafka.config import consumer_config, producer_config
-from fintech.kafka.producer import DeliveryFailed
-from fintech.kafka.topics import DLQ_PREFIX, dlq_topic
+from fintech.kafka.config import consumer_config
+from fintech.kafka.producer import BatchProducer, DeliveryFailed
+from fintech.kafka.topics import DLQ_PREFIX
 from fintech.observability import context
 from outbox.dispatcher import received_from_envelope, run_handler
+from outbox.kafka_dead_letters import DEAD_LETTER_TIMEOUT_SECONDS, dead_letter, error_text
+from outbox.kafka_group import (
+    Membership,
+    decoded_headers,
+    interruptible_sleep,
+    on_client_error,
+    position,
+    raw_headers,
+)
 from outbox.loop import StopSignal
 from outbox.metrics import (
     EVENTS_HANDLED,
     HANDLER_FAILURES,
-    KAFKA_DEAD_LETTERS_REPLAYED,
     KAFKA_RECORDS_CONSUMED,
     KAFKA_RECORDS_DEAD_LETTERED,
     KAFKA_RECORDS_DEFERRED,
@@ -61,17 +49,10 @@ from outbox.metrics import (
 
 logger = logging.getLogger("fintech.consumer")
 
-DLQ_HEADER_PREFIX = "dlq_"
-ERROR_HEADER_LIMIT = 2000
-# A consumer that has not been given partitions after this long is idle, too.
-JOIN_GRACE_SECONDS = 30.0
 MAX_PAUSE_SECONDS = 30.0
 MIN_DEFER_PAUSE_SECONDS = 0.5
-SLEEP_STEP_SECONDS = 0.1
 # Errors of the infrastructure, not of the record or the handler's logic.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
-
-Headers = list[tuple[str, bytes]]
 
 
 class PoisonRecord(ValueError):
@@ -102,25 +83,6 @@ class ConsumeReport:
     deferred: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class OutgoingRecord:
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: Headers
-
-
-def raw_headers(message: Message) -> Headers:
-    """The record's headers as (name, bytes), in order; a null header value becomes b""."""
-    headers = message.headers() or []
-    items = headers.items() if isinstance(headers, dict) else headers
-    return [(name, value.encode() if isinstance(value, str) else (value or b"")) for name, value in items]
-
-
-def decoded_headers(headers: Headers) -> dict[str, str]:
-    return {name: value.decode("utf-8", errors="replace") for name, value in headers}
-
-
 def read_event(topic: str, value: bytes | None, headers: dict[str, str]) -> ReceivedEvent:
     """The record as a validated, upcast event of `topic`, or `PoisonRecord`."""
     try:
@@ -139,124 +101,6 @@ def read_event(topic: str, value: bytes | None, headers: dict[str, str]) -> Rece
         return received_from_envelope(envelope, headers)
     except Exception as error:  # whatever the envelope makes it raise, the record is at fault
         raise PoisonRecord(f"{type(error).__name__}: {error}") from error
-
-
-def error_text(error: BaseException) -> str:
-    """One line for the `dlq_error` header: the exception and where it was raised."""
-    text = "".join(traceback.format_exception_only(type(error), error)).strip()
-    frames = traceback.extract_tb(error.__traceback__)
-    if frames:
-        text += f" (at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name})"
-    return text[:ERROR_HEADER_LIMIT]
-
-
-class AcknowledgedProducer:
-    """Produces records and returns once the broker acknowledged all of them (acks=all,
-    idempotent); raises `DeliveryFailed` otherwise. Keys and values may be null."""
-
-    def __init__(self) -> None:
-        self._producer = Producer(producer_config())
-
-    def send(self, records: Sequence[OutgoingRecord], *, timeout: float = 30.0) -> None:
-        errors: list[KafkaError] = []
-
-        def on_delivery(error: KafkaError | None, message: Message) -> None:
-            if error is not None:
-                errors.append(error)
-
-        try:
-            for record in records:
-                headers: list[tuple[str, str | bytes | None]] = list(record.headers)
-                self._producer.produce(
-                    record.topic, value=record.value, key=record.key, headers=headers, on_delivery=on_delivery
-                )
-        except (BufferError, KafkaException) as error:
-            raise DeliveryFailed(str(error)) from error
-        remaining = self._producer.flush(timeout)
-        if remaining:
-            raise DeliveryFailed(f"{remaining} record(s) not acknowledged within {timeout:.0f}s")
-        if errors:
-            raise DeliveryFailed(f"{len(errors)} record(s) refused, first: {errors[0]}")
-
-    def close(self) -> None:
-        self._producer.flush(10)
-
-
-class Membership:
-    """What the group gave this consumer, and since when it has had nothing to do.
-
-    The rebalance callbacks run inside `poll()`, on the consuming thread, so between two
-    polls the assignment cannot change under a record being handled.
-    """
-
-    def __init__(self, group_id: str) -> None:
-        self.group_id = group_id
-        self.started_at = time.monotonic()
-        self.joined_at: float | None = None
-        self.active_at: float | None = None
-        self.partitions: set[tuple[str, int]] = set()
-
-    def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.joined_at = time.monotonic()
-        self.partitions |= {(tp.topic, tp.partition) for tp in partitions}
-        logger.info("partitions assigned", extra={"group": self.group_id, "partitions": _names(partitions)})
-
-    def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # With auto-commit on, librdkafka commits the stored offsets of these partitions
-        # before it gives them up; nothing is stored past a record that is not finished.
-        self.partitions -= {(tp.topic, tp.partition) for tp in partitions}
-        logger.info("partitions revoked", extra={"group": self.group_id, "partitions": _names(partitions)})
-
-    def on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.partitions -= {(tp.topic, tp.partition) for tp in partitions}
-        logger.warning("partitions lost", extra={"group": self.group_id, "partitions": _names(partitions)})
-
-    def touch(self) -> None:
-        self.active_at = time.monotonic()
-
-    def idle_for(self) -> float:
-        """Seconds with nothing to do since the group assigned partitions (or since the
-        join grace ran out, for a consumer that was never given any)."""
-        now = time.monotonic()
-        if self.joined_at is None:
-            return max(0.0, now - self.started_at - JOIN_GRACE_SECONDS)
-        return now - max(self.joined_at, self.active_at or 0.0)
-
-    def subscribe(self, consumer: Consumer, topics: list[str]) -> None:
-        consumer.subscribe(topics, on_assign=self.on_assign, on_revoke=self.on_revoke, on_lost=self.on_lost)
-
-
-def _position(message: Message) -> tuple[str, int, int]:
-    return message.topic() or "", message.partition() or 0, message.offset() or 0
-
-
-def _next_offsets(messages: Sequence[Message]) -> list[TopicPartition]:
-    """Per partition, the offset after the last of `messages`: what a commit records."""
-    after: dict[tuple[str, int], int] = {}
-    for message in messages:
-        topic, partition, offset = _position(message)
-        after[(topic, partition)] = max(after.get((topic, partition), 0), offset + 1)
-    return [TopicPartition(topic, partition, offset) for (topic, partition), offset in after.items()]
-
-
-def _names(partitions: list[TopicPartition]) -> list[str]:
-    return [f"{tp.topic}[{tp.partition}]" for tp in partitions]
-
-
-def _on_client_error(error: KafkaError) -> None:
-    # Mostly transient (broker away, coordinator moving): librdkafka keeps retrying.
-    logger.warning("kafka client error", extra={"error": str(error), "fatal": error.fatal()})
-
-
-def _interruptible_sleep(stop: StopSignal, seconds: float) -> bool:
-    """Sleep in small steps; False when a stop was requested meanwhile."""
-    deadline = time.monotonic() + seconds
-    while not stop.stopped:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return True
-        stop.event.wait(min(SLEEP_STEP_SECONDS, remaining))
-    return False
 
 
 class ConsumerRunner:
@@ -284,14 +128,14 @@ class ConsumerRunner:
         if not self.topics:
             raise ValueError(f"No handler is named {group}.*: name the topics to consume")
         if any(topic.startswith(DLQ_PREFIX) for topic in self.topics):
-            raise ValueError("Dead letters are re-published with replay_dlq, not consumed")
+            raise ValueError("Dead letters are re-published with replay_kafka_dlq, not consumed")
         self.max_attempts = max(1, settings.KAFKA_CONSUMER_MAX_ATTEMPTS if max_attempts is None else max_attempts)
         self.retry_base_seconds = float(
             settings.KAFKA_CONSUMER_RETRY_BASE_SECONDS if retry_base_seconds is None else retry_base_seconds
         )
         self.stop = stop or StopSignal()
         self.poll_timeout = poll_timeout
-        self._dlq: AcknowledgedProducer | None = None
+        self._dlq: BatchProducer | None = None
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -299,7 +143,7 @@ class ConsumerRunner:
         """Consume until stopped, or after `max_records` records were finished with, or once
         nothing arrived for `idle_timeout` seconds. Always closes the consumer (final commit)."""
         report = ConsumeReport()
-        consumer = Consumer(consumer_config(self.group_id, error_cb=_on_client_error))
+        consumer = Consumer(consumer_config(self.group_id, error_cb=on_client_error))
         membership = Membership(self.group_id)
         membership.subscribe(consumer, self.topics)
         pauses = 0
@@ -332,10 +176,10 @@ class ConsumerRunner:
                     report.deferred += 1
                     close_old_connections()  # a connection the outage broke is replaced
                     # Back to this record: the next poll offers it again (nothing was stored).
-                    consumer.seek(TopicPartition(*_position(message)))
+                    consumer.seek(TopicPartition(*position(message)))
                     base = max(self.retry_base_seconds, MIN_DEFER_PAUSE_SECONDS)
                     pause = min(MAX_PAUSE_SECONDS, base * 2.0 ** (pauses - 1))
-                    _interruptible_sleep(self.stop, pause)
+                    interruptible_sleep(self.stop, pause)
                 else:
                     break
         finally:
@@ -360,7 +204,7 @@ class ConsumerRunner:
         except (KafkaException, RuntimeError):
             logger.exception("consumer close failed; uncommitted records will be redelivered")
         if self._dlq is not None:
-            self._dlq.close()
+            self._dlq.close(timeout=10)
             self._dlq = None
 
     # -- one record -----------------------------------------------------------------------
@@ -368,8 +212,7 @@ class ConsumerRunner:
     def process(self, message: Message, report: ConsumeReport) -> Outcome:
         """Apply one record with every matching handler, or dead-letter it."""
         topic = message.topic() or ""
-        headers = raw_headers(message)
-        text_headers = decoded_headers(headers)
+        text_headers = decoded_headers(raw_headers(message))
         where = {"group": self.group_id, "topic": topic, "partition": message.partition(), "offset": message.offset()}
         work = context.from_incoming(
             traceparent=text_headers.get("traceparent"),
@@ -381,7 +224,7 @@ class ConsumerRunner:
                 event = read_event(topic, message.value(), text_headers)
             except PoisonRecord as error:
                 logger.error("poison record", extra={**where, "error": str(error)})
-                return self._dead_letter(message, headers, report, reason="poison", error=error, attempts=1, failed=[])
+                return self._dead_letter(message, report, reason="poison", error=error, attempts=1, failed=[])
             failed: list[str] = []
             last_error: BaseException | None = None
             try:
@@ -400,7 +243,6 @@ class ConsumerRunner:
             if last_error is not None:
                 return self._dead_letter(
                     message,
-                    headers,
                     report,
                     reason="handler",
                     error=last_error,
@@ -434,7 +276,7 @@ class ConsumerRunner:
                     },
                 )
                 last_error = error
-                if attempt < self.max_attempts and not _interruptible_sleep(self.stop, self._backoff(attempt)):
+                if attempt < self.max_attempts and not interruptible_sleep(self.stop, self._backoff(attempt)):
                     raise _Interrupted from error
                 continue
             if applied:
@@ -452,7 +294,6 @@ class ConsumerRunner:
     def _dead_letter(
         self,
         message: Message,
-        headers: Headers,
         report: ConsumeReport,
         *,
         reason: str,
@@ -461,30 +302,15 @@ class ConsumerRunner:
         failed: list[str],
     ) -> Outcome:
         topic = message.topic() or ""
-        marks = [
-            ("dlq_original_topic", topic),
-            ("dlq_original_partition", str(message.partition())),
-            ("dlq_original_offset", str(message.offset())),
-            ("dlq_consumer_group", self.group_id),
-            ("dlq_error", error_text(error)),
-            ("dlq_attempts", str(attempts)),
-            ("dlq_failed_handler", ",".join(failed)),
-            ("dlq_reason", reason),
-        ]
-        replaced = {name for name, _ in marks}
-        letter = OutgoingRecord(
-            topic=dlq_topic(topic),
-            key=message.key(),
-            value=message.value(),
-            headers=[(name, value) for name, value in headers if name not in replaced]
-            + [(name, value.encode()) for name, value in marks],
+        letter = dead_letter(
+            message, group_id=self.group_id, reason=reason, error=error, attempts=attempts, failed=failed
         )
         try:
             if self._dlq is None:
-                self._dlq = AcknowledgedProducer()
-            self._dlq.send([letter])
+                self._dlq = BatchProducer()
+            self._dlq.send([letter], timeout=DEAD_LETTER_TIMEOUT_SECONDS)
         except (DeliveryFailed, KafkaException) as failure:
-            logger.error("dead letter not acknowledged", extra={"topic": letter.topic, "error": str(failure)})
+            logger.error("dead letter not acknowledged", extra={"topic": letter[0], "error": str(failure)})
             KAFKA_RECORDS_DEFERRED.labels(self.group_id, topic).inc()
             return Outcome.DEFERRED
         report.dead_lettered += 1
@@ -496,7 +322,7 @@ class ConsumerRunner:
                 "topic": topic,
                 "partition": message.partition(),
                 "offset": message.offset(),
-                "dlq_topic": letter.topic,
+                "dlq_topic": letter[0],
                 "reason": reason,
                 "handlers": failed,
                 "attempts": attempts,
@@ -504,77 +330,3 @@ class ConsumerRunner:
             },
         )
         return Outcome.DEAD_LETTERED
-
-
-# -- replaying dead letters -----------------------------------------------------------------
-
-
-def replayed_record(message: Message) -> OutgoingRecord:
-    """A dead letter on its way back: original topic, key and value, its headers without the
-    `dlq_*` ones, and where in the DLQ it came from."""
-    headers = raw_headers(message)
-    marks = decoded_headers(headers)
-    source = message.topic() or ""
-    original = marks.get("dlq_original_topic") or source.removeprefix(DLQ_PREFIX)
-    kept = [(name, value) for name, value in headers if not name.startswith(DLQ_HEADER_PREFIX)]
-    return OutgoingRecord(
-        topic=original,
-        key=message.key(),
-        value=message.value(),
-        headers=[
-            *kept,
-            ("dlq_replayed_from_offset", str(message.offset()).encode()),
-            ("dlq_replayed_from_partition", str(message.partition()).encode()),
-        ],
-    )
-
-
-def replay_dlq(
-    topic: str,
-    *,
-    max_records: int | None = None,
-    idle_timeout: float = 5.0,
-    stop: StopSignal | None = None,
-    group_id: str | None = None,
-    batch_size: int = 500,
-) -> int:
-    """Re-publish the records of `dlq.<topic>` to their original topic; returns how many.
-
-    Offsets of the replay group `fintech.dlq-replay.<topic>` are committed only after the
-    broker acknowledged the re-published batch: a crash replays a batch twice at worst (the
-    consumers' inbox makes that harmless), never skips one.
-    """
-    topic = topic.removeprefix(DLQ_PREFIX)
-    stop = stop or StopSignal()
-    group_id = group_id or f"fintech.dlq-replay.{topic}"
-    consumer = Consumer(consumer_config(group_id, error_cb=_on_client_error, **{"enable.auto.commit": False}))
-    membership = Membership(group_id)
-    membership.subscribe(consumer, [dlq_topic(topic)])
-    producer = AcknowledgedProducer()
-    replayed = 0
-    try:
-        while not stop.stopped and (max_records is None or replayed < max_records):
-            if membership.idle_for() >= idle_timeout:
-                break
-            limit = batch_size if max_records is None else min(batch_size, max_records - replayed)
-            batch = []
-            for message in consumer.consume(num_messages=limit, timeout=0.5):
-                error = message.error()
-                if error is None:
-                    batch.append(message)
-                elif error.fatal():
-                    raise KafkaException(error)
-                else:
-                    logger.warning("dlq replay consumer error", extra={"group": group_id, "error": str(error)})
-            if not batch:
-                continue
-            membership.touch()
-            producer.send([replayed_record(message) for message in batch])
-            consumer.commit(offsets=_next_offsets(batch), asynchronous=False)
-            replayed += len(batch)
-            KAFKA_DEAD_LETTERS_REPLAYED.labels(topic).inc(len(batch))
-            logger.info("dead letters replayed", extra={"topic": topic, "records": len(batch)})
-    finally:
-        consumer.close()
-        producer.close()
-    return replayed

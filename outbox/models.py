@@ -118,7 +118,7 @@ class DeliveryAttempt(models.Model):
 
 class DeadLetter(models.Model):
     """An event a handler could not apply after its attempts: kept for a person to look at and
-    replay (`manage.py replay_dead_letters`) once the cause is fixed."""
+    replay (`manage.py replay_handler_dead_letters`) once the cause is fixed."""
 
     event_id = models.UUIDField()
     event_type = models.CharField(max_length=100)

@@ -1,16 +1,20 @@
-"""`publish()`: record a domain event in the outbox inside the caller's transaction."""
+"""`publish()`: record a domain event in the outbox inside the caller's transaction;
+`record_incoming()`: the same for a message that came from outside the bank."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from fintech.events import DomainEvent, rfc3339, validate
+from fintech.events import DomainEvent, ReceivedEvent, rfc3339, validate
 from fintech.observability import context
 from outbox import unit_of_work
+from outbox.dispatcher import received_from_envelope
 from outbox.metrics import EVENTS_PUBLISHED
 from outbox.models import OutboxEvent
 
@@ -49,10 +53,7 @@ def publish(event: DomainEvent, *, occurred_at: datetime | None = None, using: s
     validate(event.event_type, event.version, data)
     event_id = uuid.uuid4()
     moment = occurred_at or timezone.now()
-    work = context.current()
-    headers = {"traceparent": work.trace.child().traceparent, "correlation_id": work.correlation_id}
-    if work.causation_id:
-        headers["causation_id"] = work.causation_id
+    headers = _work_headers()
     envelope = build_envelope(event, event_id=event_id, occurred_at=moment, data=data)
     EVENTS_PUBLISHED.labels(event.event_type).inc()
     pending = unit_of_work.PendingEvent(
@@ -66,14 +67,48 @@ def publish(event: DomainEvent, *, occurred_at: datetime | None = None, using: s
         created_at=moment,
         data=data,
     )
-    uow = unit_of_work.current(using)
-    if uow is not None:
-        uow.collect(pending)
-        return event_id
-    # No unit of work: a unit of one event, written now and dispatched after the commit.
-    with unit_of_work.unit_of_work(using=using, continue_steps=False) as single:
-        single.collect(pending)
+    _collect(pending, using)
     return event_id
 
 
-__all__ = ["OutboxEvent", "PublishOutsideTransaction", "build_envelope", "publish"]
+def _work_headers() -> dict[str, str]:
+    work = context.current()
+    headers = {"traceparent": work.trace.child().traceparent, "correlation_id": work.correlation_id}
+    if work.causation_id:
+        headers["causation_id"] = work.causation_id
+    return headers
+
+
+def _collect(pending: unit_of_work.PendingEvent, using: str) -> None:
+    uow = unit_of_work.current(using)
+    if uow is not None:
+        uow.collect(pending)
+        return
+    # No unit of work: a unit of one event, written now and dispatched after the commit.
+    with unit_of_work.unit_of_work(using=using, continue_steps=False) as single:
+        single.collect(pending)
+
+
+def record_incoming(envelope: Mapping[str, Any], *, using: str = "default") -> ReceivedEvent:
+    """Record a CloudEvent from outside the bank (the payment network simulated in this process)
+    in the outbox, as it is: the dispatcher then delivers it to every handler of its type, each
+    once (the inbox), with retries and dead letters, as it delivers the bank's own events and as
+    a consumer group delivers a Kafka record. It is validated against its schema first
+    (EventSchemaError, ValueError). In the caller's unit of work, or in one of its own."""
+    event = received_from_envelope(dict(envelope))
+    pending = unit_of_work.PendingEvent(
+        event_id=event.id,
+        event_type=event.type,
+        version=event.version,
+        source=event.source.strip("/")[:50],
+        aggregate_id=event.subject,
+        envelope=dict(envelope),
+        headers=_work_headers(),
+        created_at=event.time,
+        data=event.data,
+    )
+    _collect(pending, using)
+    return event
+
+
+__all__ = ["OutboxEvent", "PublishOutsideTransaction", "build_envelope", "publish", "record_incoming"]

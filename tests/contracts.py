@@ -77,22 +77,6 @@ class TransactionHeldForReview(DomainEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PaymentInitiated(DomainEvent):
-    event_type: ClassVar[str] = "payment.initiated"
-    source: ClassVar[str] = "payments"
-    aggregate_field: ClassVar[str] = "payment_id"
-
-    payment_id: str
-    account_id: str
-    customer_id: str
-    amount: int
-    currency: str
-    beneficiary_ref: str
-    initiated_by_customer: bool
-    initiated_at: str
-
-
-@dataclass(frozen=True, kw_only=True)
 class PaymentProcessed(DomainEvent):
     event_type: ClassVar[str] = "payment.processed"
     source: ClassVar[str] = "payment-network"
@@ -103,3 +87,7 @@ class PaymentProcessed(DomainEvent):
     network_reference: str
     return_reason: str | None
     processed_at: str
+    # Optional: when the network states them, the payments context books only a matching answer.
+    amount: int | None = None
+    currency: str | None = None
+    end_to_end_id: str | None = None

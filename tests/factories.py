@@ -54,3 +54,7 @@ def deposit(account: BankAccount, amount: int) -> None:
         reference=f"test-{uuid.uuid4()}",
         made_by="teller-tester",
     )
+
+
+def block(account: BankAccount, reason: str = "fraud") -> None:
+    accounts.account_block(account_id=account.id, reason=reason, changed_by="ops-tester")

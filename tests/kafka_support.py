@@ -112,6 +112,23 @@ def read_since(start: Offsets, *, expect: int, timeout: float = 60.0) -> list[Sh
         consumer.close()
 
 
+def keys_since(start: Offsets, *, wanted: set[str], timeout: float = 60.0) -> set[str]:
+    """The keys of the records written after `start`, read by one consumer until every key of
+    `wanted` arrived or the time is up (records of other runs on a shared topic do not end it)."""
+    consumer = _consumer()
+    consumer.assign([TopicPartition(topic, partition, offset) for (topic, partition), offset in start.items()])
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not wanted <= seen:
+            for message in consumer.consume(num_messages=5000, timeout=0.5):
+                if not message.error():
+                    seen.add((message.key() or b"").decode())
+        return seen
+    finally:
+        consumer.close()
+
+
 def fresh_group(start: Offsets) -> str:
     """A consumer group of its own whose committed offsets are `start`, so it reads only what
     a scenario wrote after `start` was captured."""

@@ -16,10 +16,13 @@ from drf_spectacular.generators import SchemaGenerator
 
 from apps.accounts import services as accounts
 from apps.fraud import services as fraud
+from apps.payments import services as payments
 from apps.transactions import services as transactions
 from conftest import ALL_STAFF_SCOPES
+from fintech.auth.scopes import KNOWN_SCOPES, OPERATION_SCOPES, RESERVED_SCOPES
 from outbox.dispatcher import dispatch
 from tests.factories import deposit, open_account, pending_customer, verified_customer
+from tests.payments_support import ACCOUNT_BENEFICIARY
 
 pytestmark = pytest.mark.django_db
 
@@ -55,6 +58,7 @@ class World:
             "account_id": str(self.account.id),
             "transfer_id": str(self.transfer.id),
             "transaction_id": str(self.journal_id),
+            "payment_id": str(self.extra["payment"].id),
         }[name]
 
 
@@ -65,6 +69,10 @@ def _transfer_body(world: World) -> dict[str, Any]:
         "amount": 100,
         "currency": "BRL",
     }
+
+
+def _payment_body(world: World) -> dict[str, Any]:
+    return {"account_id": str(world.account.id), "amount": 100, "currency": "BRL", "beneficiary": ACCOUNT_BENEFICIARY}
 
 
 def _block(world: World) -> None:
@@ -121,6 +129,10 @@ MATRIX: dict[tuple[str, str], Rule] = {
         body=lambda w: {"account_id": str(w.account.id), "amount": 500, "currency": "BRL", "reference": "matrix"},
     ),
     ("GET", "/api/v1/ledger/transactions/{transaction_id}"): Rule(("ledger:read",), STAFF_ONLY),
+    # The contract names no payments:read: payments are the transfers that leave the bank.
+    ("GET", "/api/v1/payments"): Rule(("transfers:read",), LISTING),
+    ("POST", "/api/v1/payments"): Rule(("payments:write",), OWNER, 202, body=_payment_body),
+    ("GET", "/api/v1/payments/{payment_id}"): Rule(("transfers:read",), OWNER),
     ("GET", "/api/v1/notifications"): Rule(("customers:read",), LISTING, prepare=_deliver_events),
     ("GET", "/api/v1/analytics/summary"): Rule(("analytics:read",), STAFF_ONLY),
     ("GET", "/api/v1/fraud/alerts"): Rule(("fraud:review",), STAFF_ONLY, prepare=_held_for_review),
@@ -157,6 +169,13 @@ def test_every_operation_in_the_schema_is_classified():
     assert not stale, f"MATRIX names operations the API no longer has: {stale}"
 
 
+def test_the_scopes_of_the_operations_are_the_scopes_tokens_may_hold():
+    required = {scope for rule in MATRIX.values() for scope in rule.scopes}
+    assert required <= KNOWN_SCOPES, f"issue_token and the realm do not know {required - KNOWN_SCOPES}"
+    assert required == OPERATION_SCOPES, "fintech/auth/scopes.py: OPERATION_SCOPES are the scopes operations require"
+    assert not required & RESERVED_SCOPES
+
+
 @pytest.fixture
 def world(settings) -> World:
     settings.FINTECH_EVENT_DISPATCH = "worker"  # requests below should not run the choreography
@@ -172,7 +191,10 @@ def world(settings) -> World:
 
     journal = JournalTransaction.objects.order_by("-posted_at").first()
     assert journal is not None
-    return World(owner, account, empty, other, pending_customer(), transfer, journal.id)
+    payment = payments.payment_initiate(
+        account_id=account.id, amount=100, currency="BRL", beneficiary=ACCOUNT_BENEFICIARY, initiated_by="owner"
+    )
+    return World(owner, account, empty, other, pending_customer(), transfer, journal.id, extra={"payment": payment})
 
 
 def url_for(world: World, method: str, template: str) -> str:

@@ -25,7 +25,16 @@ DOCKERFILE = DEPLOY / "Dockerfile"
 KAFKA_TEMPLATE = DEPLOY / "local" / "kafka" / "server.properties.template"
 
 BACKING_SERVICES = {"postgres", "redis", "kafka"}
-BANK_SERVICES = {"migrate", "kafka-topics", "web", "relay", "dispatcher", "celery-worker", "celery-beat"}
+BANK_SERVICES = {
+    "migrate",
+    "kafka-topics",
+    "web",
+    "relay",
+    "dispatcher",
+    "payments-consumer",
+    "celery-worker",
+    "celery-beat",
+}
 # What every bank container must be given (config/settings.py reads each).
 REQUIRED_ENV = {"DJANGO_ENV", "DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS", "FINTECH_EVENT_DISPATCH"}
 # Read by the Python runtime or Django's entry points rather than by config/settings.py.

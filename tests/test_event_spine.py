@@ -121,12 +121,12 @@ def test_a_failing_handler_is_retried_then_dead_lettered_then_replayed(settings)
     assert applied("probe.fragile", event.event_id) == 0
 
     FailureSwitch.objects.all().delete()  # the bug is fixed
-    call_command("replay_dead_letters")
+    call_command("replay_handler_dead_letters")
     assert applied("probe.fragile", event.event_id) == 1
     assert applied("probe.count", event.event_id) == 1
     letter.refresh_from_db()
     assert letter.replayed_at is not None
-    call_command("replay_dead_letters")
+    call_command("replay_handler_dead_letters")
     assert applied("probe.fragile", event.event_id) == 1
 
 

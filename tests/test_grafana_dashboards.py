@@ -63,20 +63,35 @@ def test_a_metric_that_does_not_exist_would_be_caught(anonymous):
     assert "fintech_no_such_thing_total" not in exported(anonymous)
 
 
+def booked(event_type: str, **data) -> ReceivedEvent:
+    return ReceivedEvent(
+        id=uuid.uuid4(),
+        type=event_type,
+        version=1,
+        source="/fintech/test",
+        subject="s",
+        time=datetime.now(UTC),
+        data=data,
+    )
+
+
 def test_the_business_figures_are_exported_with_their_values(anonymous):
     services.facts_record(
         events=[
-            ReceivedEvent(
-                id=uuid.uuid4(),
-                type="transaction.completed",
-                version=1,
-                source="/fintech/transactions",
-                subject="t",
-                time=datetime.now(UTC),
-                data={"transfer_id": "t1", "amount": 4_200, "currency": "BRL"},
-            )
+            booked("transaction.completed", transfer_id="t1", amount=4_200, currency="BRL"),
+            booked("payment.settled", payment_id="p1", amount=1_500, currency="BRL"),
+            booked("payment.failed", payment_id="p2", amount=900, currency="BRL"),
+            booked("payment.credited", credit_id="c1", amount=7_000, currency="BRL"),
+            # The network's answer is not the bank's fact: nothing of it is exported.
+            booked("payment.processed", payment_id="p3", status="returned", amount=300, currency="BRL"),
         ]
     )
     text = anonymous.get("/metrics").content.decode()
     assert 'fintech_business_transfers_total{currency="BRL",status="completed"} 1.0' in text
     assert 'fintech_business_transfer_volume_minor_total{currency="BRL",status="completed"} 4200.0' in text
+    assert 'fintech_business_payments_total{currency="BRL",outcome="settled"} 1.0' in text
+    assert 'fintech_business_payments_total{currency="BRL",outcome="failed"} 1.0' in text
+    assert 'fintech_business_payment_volume_minor_total{currency="BRL",outcome="failed"} 900.0' in text
+    assert 'fintech_business_payments_total{currency="BRL",outcome="returned"}' not in text
+    assert 'fintech_business_inbound_credits_total{currency="BRL",outcome="credited"} 1.0' in text
+    assert 'fintech_business_inbound_credit_volume_minor_total{currency="BRL",outcome="credited"} 7000.0' in text

@@ -376,7 +376,7 @@ def test_a_database_outage_puts_the_record_back_instead_of_dead_lettering_it():
 # -- c. replay after the fix ---------------------------------------------------------------
 
 
-def test_replay_dlq_republishes_a_dead_letter_and_the_fixed_handler_applies_it_once():
+def test_replay_kafka_dlq_republishes_a_dead_letter_and_the_fixed_handler_applies_it_once():
     FailureSwitch.objects.create(handler="probe.fragile")
     key = str(uuid.uuid4())
     event_id = uuid.uuid4()
@@ -392,7 +392,7 @@ def test_replay_dlq_republishes_a_dead_letter_and_the_fixed_handler_applies_it_o
 
     FailureSwitch.objects.all().delete()  # the fix is deployed
     replay_group = fresh_group(dlq_start)
-    call_command("replay_dlq", "customer.created", "--group-id", replay_group, "--idle-timeout", str(IDLE))
+    call_command("replay_kafka_dlq", "customer.created", "--group-id", replay_group, "--idle-timeout", str(IDLE))
     republished = [
         message
         for message in read_raw(topic_start, key=key, expect=2)

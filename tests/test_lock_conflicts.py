@@ -42,7 +42,7 @@ SELECT count(*) FROM pg_stat_activity
 class Worker(threading.Thread):
     """Locks `higher`, then `lower` once a request waits for `higher`; holds both a moment, commits."""
 
-    def __init__(self, lower: int, higher: int) -> None:
+    def __init__(self, lower: uuid.UUID, higher: uuid.UUID) -> None:
         super().__init__(daemon=True)
         self.lower, self.higher = lower, higher
         self.holding = threading.Event()
@@ -77,7 +77,7 @@ def worker_between() -> Iterator[type[Worker]]:
     started: list[Worker] = []
 
     class Started(Worker):
-        def __init__(self, lower: int, higher: int) -> None:
+        def __init__(self, lower: uuid.UUID, higher: uuid.UUID) -> None:
             super().__init__(lower, higher)
             started.append(self)
             self.start()
@@ -90,7 +90,7 @@ def worker_between() -> Iterator[type[Worker]]:
         assert worker.error is None, repr(worker.error)  # the worker was never the one aborted
 
 
-def ledger_ids(*accounts) -> list[int]:
+def ledger_ids(*accounts) -> list[uuid.UUID]:
     return sorted(LedgerAccount.objects.get(owner_ref=account.id).pk for account in accounts)
 
 

@@ -19,6 +19,7 @@ from django.db import connection
 from django.forms.models import model_to_dict
 
 from apps.accounts import services as accounts
+from apps.accounts.errors import CustomerNotVerified
 from apps.accounts.models import BankAccount
 from apps.customers.models import Customer
 from apps.customers.selectors import customer_find_by_document
@@ -242,5 +243,5 @@ def test_erasure_keeps_accounts_ledger_and_balances_intact(staff):
     assert "the books reconcile" in out.getvalue()
     assert staff.post(f"/api/v1/customers/{customer.id}/erase").status_code == 200  # again: nothing changes
     assert OutboxEvent.objects.filter(event_type="customer.erased").count() == 1
-    with pytest.raises(accounts.CustomerNotVerified):
+    with pytest.raises(CustomerNotVerified):
         accounts.account_open(customer_id=customer.id)  # no new business with an erased customer

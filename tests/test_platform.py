@@ -146,6 +146,7 @@ def test_production_refuses_insecure_settings():
         "ALLOWED_HOSTS",
         "FINTECH_ENCRYPTION_KEYS",
         "FINTECH_BLIND_INDEX_KEY",
+        "FINTECH_PAYMENT_NETWORK_KEYS",
     ):
         assert missing in result.stderr
 

@@ -168,8 +168,26 @@ def test_every_supervised_process_is_a_command_of_this_project(tmp_path):
     ).stdout
     processes = json.loads(printed)
 
-    assert set(processes) == {"web", "dispatcher", "relay", "notifications", "fraud-review-expiry", "consumer-ledger"}
+    assert set(processes) == {
+        "web",
+        "dispatcher",
+        "relay",
+        "notifications",
+        "fraud-review-expiry",
+        "overdue-payments",
+        "consumer-ledger",
+        "consumer-payments",
+    }
     assert processes["consumer-ledger"] == ["manage.py", "consume", "--group", "ledger"]
+    # The payment network's answers and credits: payments settle only while this one runs.
+    assert processes["consumer-payments"] == [
+        "manage.py",
+        "consume",
+        "--group",
+        "payments",
+        "--topics",
+        "payment.processed,payment.received",
+    ]
     assert processes["web"][:4] == ["-m", "gunicorn", "--config", "python:config.gunicorn"]
     commands = get_commands()
     for name, argv in processes.items():
@@ -181,7 +199,14 @@ def test_every_supervised_process_is_a_command_of_this_project(tmp_path):
 def test_it_serves_with_gunicorn_and_supervises_web_dispatcher_and_relay(bank):
     status = wait_for(bank.status, what="the status file")
     assert status["supervisor_pid"] == bank.process.pid
-    assert set(status["children"]) == {"web", "dispatcher", "relay", "notifications", "fraud-review-expiry"}
+    assert set(status["children"]) == {
+        "web",
+        "dispatcher",
+        "relay",
+        "notifications",
+        "fraud-review-expiry",
+        "overdue-payments",
+    }
     assert all(child["running"] for child in status["children"].values())
     _, headers, _ = bank.request("GET", "/healthz")
     assert headers["Server"] == "gunicorn"
@@ -363,8 +388,8 @@ def test_a_dispatcher_killed_with_sigkill_is_restarted_and_logged_while_the_bank
 def test_sigterm_stops_the_supervisor_and_every_process_it_started(bank):
     wait_for(bank.status, what="the status file")
     family = descendants(bank.process.pid)
-    # gunicorn's master and workers, the dispatcher and the relay
-    assert len(family) >= 4, family
+    # gunicorn's master and workers, the dispatcher, the relay and the overdue-payments flag
+    assert len(family) >= 5, family
 
     started = time.monotonic()
     bank.process.send_signal(signal.SIGTERM)
@@ -373,5 +398,5 @@ def test_sigterm_stops_the_supervisor_and_every_process_it_started(bank):
     assert not [pid for pid in family if alive(pid)], "orphans left behind"
     assert not bank.status_path.exists()
     stopped = {line["child"] for line in bank.log_lines() if line["message"] == "process stopped"}
-    assert stopped == {"web", "dispatcher", "relay", "notifications", "fraud-review-expiry"}
+    assert stopped == {"web", "dispatcher", "relay", "notifications", "fraud-review-expiry", "overdue-payments"}
     assert time.monotonic() - started < 30

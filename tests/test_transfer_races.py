@@ -42,6 +42,7 @@ REQUEST_TIMEOUT = 60.0  # seconds for every request of a burst to answer; a dead
 CHAIN = (
     "fraud.screen_transfer",  # transaction.initiated -> fraud.screened
     "transactions.continue_screened_transfer",  # fraud.screened (approve) -> transaction.validated
+    "payments.continue_screened_payment",  # fraud.screened: a transfer's screening is nothing to payments
     "ledger.post_validated_transfer",  # transaction.validated -> ledger.entry_written
     "accounts.publish_balance_updates",  # ledger.entry_written -> account.balance.updated
     "transactions.complete_posted_transfer",  # ledger.entry_written -> transaction.completed

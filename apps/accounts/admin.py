@@ -4,9 +4,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.accounts import services
+from apps.accounts import selectors, services
 from apps.accounts.models import BankAccount
-from apps.ledger import public as ledger
 from fintech.errors import DomainError
 
 
@@ -38,8 +37,7 @@ class BankAccountAdmin(admin.ModelAdmin[BankAccount]):
 
     @admin.display(description="Posted balance (minor units)")
     def posted_balance(self, account: BankAccount) -> int:
-        balance = ledger.balances_of([account.id]).get(account.id)
-        return balance.balance if balance else 0
+        return selectors.account_balances([account])[account.id].balance
 
     @admin.action(description="Block the selected accounts")
     def block_selected(self, request: HttpRequest, queryset: QuerySet[BankAccount]) -> None:

@@ -9,58 +9,29 @@ from django.conf import settings
 from django.db import IntegrityError
 from django.utils import timezone
 
+from apps.accounts.errors import AccountNotEmpty, AccountNotFound, CustomerNotVerified, InvalidAccountStatus
 from apps.accounts.events import AccountBlocked, AccountClosed, AccountCreated, AccountUnblocked
 from apps.accounts.models import BankAccount
 from apps.accounts.numbers import new_account_number
 from apps.customers import public as customers
 from apps.ledger import public as ledger
-from fintech.errors import Conflict, NotFound, ValidationFailed
 from fintech.events import rfc3339
+from fintech.money import UnsupportedCurrency, is_supported_currency
 from outbox.publisher import publish
 from outbox.unit_of_work import unit_of_work
-
-
-class AccountNotFound(NotFound):
-    code = "account_not_found"
-    title = "Account not found"
-
-
-class CustomerNotFound(NotFound):
-    code = "customer_not_found"
-    title = "Customer not found"
-
-
-class CustomerNotVerified(Conflict):
-    code = "customer_not_verified"
-    title = "The customer has not passed KYC"
-
-
-class InvalidAccountStatus(Conflict):
-    code = "invalid_account_status"
-    title = "The account's status does not allow this"
-
-
-class AccountNotEmpty(Conflict):
-    code = "account_not_empty"
-    title = "Only an account with a zero balance and no holds can be closed"
-
-
-class UnsupportedCurrency(ValidationFailed):
-    code = "unsupported_currency"
-    title = "The bank does not keep accounts in this currency"
 
 
 def account_open(*, customer_id: uuid.UUID, currency: str | None = None, now: datetime | None = None) -> BankAccount:
     now = now or timezone.now()
     currency = currency or settings.FINTECH_DEFAULT_CURRENCY
-    if currency not in settings.FINTECH_SUPPORTED_CURRENCIES:
+    if not is_supported_currency(currency):
         raise UnsupportedCurrency(
             f"Accounts are kept in {', '.join(settings.FINTECH_SUPPORTED_CURRENCIES)}.",
             errors={"currency": [f"Must be one of {', '.join(settings.FINTECH_SUPPORTED_CURRENCIES)}."]},
         )
     kyc = customers.customer_kyc_status(customer_id)
     if kyc is None:
-        raise CustomerNotFound(f"No customer {customer_id}.")
+        raise customers.CustomerNotFound(f"No customer {customer_id}.")
     if kyc != "verified":
         raise CustomerNotVerified(f"The customer is {kyc}; accounts open only for verified customers.")
     for _ in range(10):

@@ -14,6 +14,7 @@ from django.utils import timezone
 from apps.analytics import charts, selectors
 from apps.analytics.facts import NO_CURRENCY
 from apps.analytics.models import DailyFigure
+from fintech.backoffice import ReadOnly
 
 DAYS = 30
 
@@ -39,17 +40,8 @@ def _series(days: list[date]) -> tuple[dict[str, list[int]], dict[str, list[floa
 
 
 @admin.register(DailyFigure)
-class DailyFigureAdmin(admin.ModelAdmin[DailyFigure]):
+class DailyFigureAdmin(ReadOnly, admin.ModelAdmin[DailyFigure]):
     """The changelist is the dashboard; the figures change only through events."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: DailyFigure | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: DailyFigure | None = None) -> bool:
-        return False
 
     def get_urls(self) -> list[URLPattern]:
         chart = self.admin_site.admin_view(self.chart_view)

@@ -10,13 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 import pygal
 from pygal.style import Style
 
-from fintech.money import CURRENCY_EXPONENTS
+from fintech.money import in_major_units
 
 _SCRIPT = re.compile(rb"<script\b[^>]*>.*?</script>", re.DOTALL)
 _STYLE = Style(
@@ -61,8 +60,7 @@ def _draw(
 def daily_volume_chart(days: Sequence[date], volumes: Mapping[str, Sequence[int]]) -> bytes:
     """Completed transfers' volume per day, one series per currency, in major units."""
     in_units = {
-        currency: [float(Decimal(minor).scaleb(-CURRENCY_EXPONENTS.get(currency, 2))) for minor in minors]
-        for currency, minors in volumes.items()
+        currency: [float(in_major_units(minor, currency)) for minor in minors] for currency, minors in volumes.items()
     }
     return _draw(pygal.Bar, "Volume of completed transfers per day", days, in_units)
 

@@ -1,9 +1,13 @@
 """Which business facts each domain event carries: the analytics context's reading of the events.
 
 A fact is (metric, currency, amount, subject). Most events carry one or none; an event whose
-money is named elsewhere (the network's `payment.processed` names only the payment; a review
-decision only the transfer) takes its amount and currency from the fact recorded earlier for
-the same subject (`known`).
+money is named elsewhere (a review decision names only the transfer or payment) takes its amount
+and currency from the fact recorded earlier for the same subject (`known`).
+
+Payments are counted from what the payments context booked (`payment.settled`, `payment.returned`,
+`payment.failed`, `payment.credited`, ...), each with its own money, never from the network's
+messages (`payment.processed`, `payment.received`): the bank may refuse to book those (an unknown
+payment, another amount, a duplicate under a new message id), and a refused message is no fact.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ NO_CURRENCY = "XXX"
 
 # Metrics with money: count and volume per currency.
 TRANSFERS = ("transfers.initiated", "transfers.review", "transfers.completed", "transfers.failed")
-PAYMENTS = ("payments.initiated", "payments.settled", "payments.returned")
+PAYMENTS = ("payments.initiated", "payments.review", "payments.settled", "payments.returned", "payments.failed")
+# Credits from other banks for our customers: booked (credited) or sent back to the network.
+CREDITS = ("credits.credited", "credits.returned")
 FRAUD_DECISIONS = ("fraud.decisions.approve", "fraud.decisions.review", "fraud.decisions.reject")
 FRAUD_REVIEWS = ("fraud.reviews.approved", "fraud.reviews.rejected", "fraud.reviews.expired")
 DEPOSITS = "deposits"
@@ -35,6 +41,12 @@ _SIMPLE = {
     "transaction.failed": ("transfers.failed", "transfer_id"),
     "deposit.completed": (DEPOSITS, "deposit_id"),
     "payment.initiated": ("payments.initiated", "payment_id"),
+    "payment.held_for_review": ("payments.review", "payment_id"),
+    "payment.settled": ("payments.settled", "payment_id"),
+    "payment.returned": ("payments.returned", "payment_id"),
+    "payment.failed": ("payments.failed", "payment_id"),
+    "payment.credited": ("credits.credited", "credit_id"),
+    "payment.credit_returned": ("credits.returned", "credit_id"),
     "fraud.alert": (FRAUD_ALERTS, "subject_id"),
 }
 _COUNTS = {
@@ -45,10 +57,7 @@ _COUNTS = {
     "notification.send": (NOTIFICATIONS, "notification_id"),
 }
 # What a later event of a subject reads its money from.
-_MONEY_OF = {
-    "payment.processed": ("payments.initiated",),
-    "fraud.review_decided": ("fraud.alerts", *FRAUD_DECISIONS),
-}
+_MONEY_OF = {"fraud.review_decided": ("fraud.alerts", *FRAUD_DECISIONS)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +78,6 @@ Known = Callable[[str, tuple[str, ...]], tuple[str, int] | None]
 
 def subjects_looked_up(event: ReceivedEvent) -> tuple[str, tuple[str, ...]] | None:
     """(subject id, metrics) whose earlier fact gives this event its money, if it needs one."""
-    if event.type == "payment.processed":
-        return str(event.data["payment_id"]), _MONEY_OF[event.type]
     if event.type == "fraud.review_decided":
         return str(event.data["subject_id"]), _MONEY_OF[event.type]
     return None
@@ -94,5 +101,4 @@ def readings_of(event: ReceivedEvent, known: Known) -> list[Reading]:
     money = known(subject, metrics)
     if money is None:
         raise SubjectNotYetKnown(f"{event.type} {event.id} names {subject}, of which nothing is known yet")
-    metric = f"payments.{data['status']}" if event.type == "payment.processed" else f"fraud.reviews.{data['decision']}"
-    return [Reading(metric, money[0], money[1], subject)]
+    return [Reading(f"fraud.reviews.{data['decision']}", money[0], money[1], subject)]

@@ -30,9 +30,15 @@ _LABELLED = (
     ),
     (
         "fintech_business_payments",
-        "Outbound payments by outcome (initiated, settled, returned)",
+        "Outbound payments by outcome (initiated, review, settled, returned, failed)",
         "outcome",
         "payments.",
+    ),
+    (
+        "fintech_business_inbound_credits",
+        "Credits from other banks by outcome (credited, returned)",
+        "outcome",
+        "credits.",
     ),
     (
         "fintech_business_fraud_decisions",
@@ -51,6 +57,10 @@ _LABELLED = (
 _VOLUMES = {
     "transfers.": ("fintech_business_transfer_volume_minor", "Volume of transfers by status, in minor units"),
     "payments.": ("fintech_business_payment_volume_minor", "Volume of outbound payments by outcome, in minor units"),
+    "credits.": (
+        "fintech_business_inbound_credit_volume_minor",
+        "Volume of credits from other banks by outcome, in minor units",
+    ),
 }
 
 

@@ -15,6 +15,7 @@ from datetime import date
 from django.db.models import QuerySet, Sum
 
 from apps.analytics.facts import (
+    CREDITS,
     CUSTOMERS,
     DEPOSITS,
     FRAUD_ALERTS,
@@ -76,6 +77,7 @@ class CurrencyFigures:
             "transfers": {metric.split(".", 1)[1]: pair(metric) for metric in TRANSFERS},
             "deposits": pair(DEPOSITS),
             "payments": {metric.split(".", 1)[1]: pair(metric) for metric in PAYMENTS},
+            "credits": {metric.split(".", 1)[1]: pair(metric) for metric in CREDITS},
             "fraud": {
                 "screened": self.screened,
                 "decisions": {metric.rsplit(".", 1)[1]: self.tally(metric).count for metric in FRAUD_DECISIONS},

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
 from apps.audit.models import AuditRecord
+from fintech.backoffice import ReadOnly
 
 
 @admin.register(AuditRecord)
-class AuditRecordAdmin(admin.ModelAdmin[AuditRecord]):
+class AuditRecordAdmin(ReadOnly, admin.ModelAdmin[AuditRecord]):
     list_display = [
         "seq",
         "occurred_at",
@@ -29,12 +27,3 @@ class AuditRecordAdmin(admin.ModelAdmin[AuditRecord]):
     ordering = ["-seq"]
     date_hierarchy = "occurred_at"
     show_full_result_count = False  # no COUNT(*) over the whole trail on every search
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -8,4 +8,4 @@ class AuditConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        import apps.audit.handlers  # noqa: F401 - connects the admin and login receivers
+        from apps.audit import receivers  # noqa: F401 - connects the admin and login receivers

@@ -1,15 +1,6 @@
-"""Records every state-changing request and every refused one in the audit trail.
-
-Audited: every request with a mutating method (POST, PUT, PATCH, DELETE) outside the admin,
-whatever its outcome; every 401 and 403 on any path (authentication and authorization
-failures, with the problem's `code` as the reason); and every admin action (the changelist's
-"action" POST, e.g. blocking accounts). Admin edits are recorded from the admin's own log,
-with the fields before and after (handlers.py).
-
-The record is written after the response is known, in a transaction of its own: a refusal
-writes nothing else and its request's work rolled back, and the business transaction has
-committed (or not) before the audit record is appended, so it never waits for the chain lock.
-"""
+"""Records every state-changing request and every refused one in the audit trail, once the
+response is known and in a transaction of its own (docs/architecture.md, "Audit trail", says
+what is recorded and why it is written after the business transaction)."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ class RequestOrigin:
     correlation_id: str
     trace_id: str
     # Back-office edits: the changed objects' fields as they were before the save, by
-    # (model label, pk), captured while the admin saves them (handlers.py).
+    # (model label, pk), captured while the admin saves them (receivers.py).
     before_states: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     capture_before_states: bool = False
 

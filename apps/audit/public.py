@@ -49,15 +49,8 @@ def record(
 
 
 def principal_type(principal: Principal) -> ActorType:
-    """A customer's token names the customer; a client-credentials token is the client itself
-    (RFC 9068: its subject is the client id; Keycloak names its user service-account-<client>);
-    any other token is a back-office person's."""
-    if principal.customer_id is not None:
-        return ActorType.CUSTOMER
-    username = str(principal.claims.get("preferred_username") or "")
-    if principal.subject == principal.client_id or username.startswith("service-account-"):
-        return ActorType.SERVICE
-    return ActorType.STAFF
+    """The caller as the trail names it: the principal's own `kind` (customer, service, staff)."""
+    return ActorType(principal.kind)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,13 +5,16 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.customers import selectors, services
-from apps.customers.documents import InvalidDocument, normalize_document
 from apps.customers.models import Customer
+from fintech.backoffice import ReadOnly
+from fintech.documents import InvalidDocument, normalize_document
 from fintech.errors import DomainError
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin[Customer]):
+class CustomerAdmin(ReadOnly, admin.ModelAdmin[Customer]):
+    # Read-only: onboarding goes through the API and every change is a service call with its
+    # event, which the admin makes through its actions.
     # Lists show masked personal data only; one customer's page shows the e-mail and birth date
     # whole (as GET /customers/{id} does), the document and phone masked.
     list_display = ["name", "masked_document", "masked_email", "document_type", "status", "erased_at", "created_at"]
@@ -43,15 +46,6 @@ class CustomerAdmin(admin.ModelAdmin[Customer]):
         except InvalidDocument:
             return super().get_search_results(request, queryset, search_term)
         return queryset.filter(document_index=selectors.document_index(digits)), False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # onboarding goes through the API, which validates and publishes events
-
-    def has_delete_permission(self, request: HttpRequest, obj: Customer | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Customer | None = None) -> bool:
-        return False  # every change is a service call with its event; the admin acts through actions
 
     @admin.action(description="Verify the selected customers (KYC approved)")
     def verify_selected(self, request: HttpRequest, queryset: QuerySet[Customer]) -> None:

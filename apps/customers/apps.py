@@ -6,6 +6,3 @@ class CustomersConfig(AppConfig):
     label = "customers"
     verbose_name = "Customers and KYC"
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self) -> None:
-        from apps.customers import handlers  # noqa: F401 - registers the subscriptions

@@ -5,10 +5,10 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
-from apps.customers.contacts import mask_email, mask_phone
-from apps.customers.documents import mask_document
+from fintech.contacts import mask_email, mask_phone
 from fintech.crypto.blind_index import INDEX_LENGTH
 from fintech.crypto.fields import EncryptedDateField, EncryptedTextField
+from fintech.documents import mask_document
 
 ERASED_NAME = "erased"
 

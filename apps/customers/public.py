@@ -6,7 +6,10 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from apps.customers.errors import CustomerNotFound
 from apps.customers.selectors import customer_get, customers_get
+
+__all__ = ["CustomerContact", "CustomerNotFound", "customer_contacts", "customer_kyc_status"]
 
 
 def customer_kyc_status(customer_id: uuid.UUID) -> str | None:

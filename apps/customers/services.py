@@ -8,35 +8,16 @@ from datetime import date, datetime
 from django.db import IntegrityError
 from django.utils import timezone
 
-from apps.customers.contacts import InvalidPhone, normalize_email, normalize_phone
-from apps.customers.documents import InvalidDocument, normalize_document
+from apps.customers.errors import CustomerErasedAlready, CustomerNotFound, DuplicateDocument, KycAlreadyDecided
 from apps.customers.events import CustomerCreated, CustomerErased, CustomerRejected, CustomerVerified
 from apps.customers.models import ERASED_NAME, Customer
 from apps.customers.selectors import customer_exists_with_document, document_index
-from fintech.errors import Conflict, NotFound, ValidationFailed
+from fintech.contacts import InvalidPhone, normalize_email, normalize_phone
+from fintech.documents import InvalidDocument, normalize_document
+from fintech.errors import ValidationFailed
 from fintech.events import rfc3339
 from outbox.publisher import publish
 from outbox.unit_of_work import unit_of_work
-
-
-class DuplicateDocument(Conflict):
-    code = "duplicate_document"
-    title = "A customer with this document already exists"
-
-
-class KycAlreadyDecided(Conflict):
-    code = "kyc_already_decided"
-    title = "The KYC decision for this customer was already taken"
-
-
-class CustomerErasedAlready(Conflict):
-    code = "customer_erased"
-    title = "The personal data of this customer was erased"
-
-
-class CustomerNotFound(NotFound):
-    code = "customer_not_found"
-    title = "Customer not found"
 
 
 def customer_create(
@@ -142,17 +123,10 @@ def customer_reject(*, customer_id: uuid.UUID, reviewer: str, reason: str, now: 
 
 
 def customer_erase(*, customer_id: uuid.UUID, erased_by: str, now: datetime | None = None) -> Customer:
-    """Erase the customer's personal data (an LGPD/GDPR request) and publish `customer.erased`.
-
-    Name, e-mail, phone, birth date, document and its blind index, and the free-text KYC reason
-    go; the id, the document type, the KYC outcome and the dates stay, because the accounts and
-    the ledger (which the law requires the bank to keep) point at the id. The blind index goes
-    too: an HMAC of an 11-digit CPF is reversible by whoever holds the secret, and keeping it
-    would refuse the same person as a new customer forever. Blocking a document for fraud is a
-    separate decision with its own legal basis, not a side effect of erasure.
-
-    Erasing an erased customer changes nothing and publishes nothing (a retried request succeeds).
-    """
+    """Erase the customer's personal data (an LGPD/GDPR request) and publish `customer.erased`:
+    the id, the document type, the KYC outcome and the dates stay, because the books point at
+    them (docs/architecture.md, "Personal data", says what goes and why). Erasing an erased
+    customer changes nothing and publishes nothing, so a retried request succeeds."""
     now = now or timezone.now()
     with unit_of_work():
         customer = Customer.objects.select_for_update().filter(pk=customer_id).first()

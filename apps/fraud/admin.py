@@ -19,7 +19,6 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
-from apps.audit.public import ActorType
 from apps.fraud import services
 from apps.fraud.models import Alert, DenyListEntry, FraudRule, FraudRuleVersion, Screening
 from apps.fraud.rules import CATALOGUE, InvalidParameters
@@ -163,7 +162,7 @@ class ReviewQueueAdmin(ReadOnly, admin.ModelAdmin[Alert]):
                 command(
                     subject_id=alert.subject_id,
                     decided_by=_admin_actor(request),
-                    decider_kind=ActorType.ADMIN,
+                    decider_kind=services.ADMIN,
                     reason=reason,
                 )
                 done += 1
@@ -255,7 +254,7 @@ class FraudRuleAdmin(admin.ModelAdmin[FraudRule]):
             enabled=form.cleaned_data["enabled"],
             parameters=form.cleaned_data["parameters"],
             changed_by=_admin_actor(request),
-            changer_kind=ActorType.ADMIN,
+            changer_kind=services.ADMIN,
         )
         obj.version, obj.parameters, obj.updated_by, obj.updated_at = (
             changed.version,
@@ -299,13 +298,13 @@ class DenyListAdmin(admin.ModelAdmin[DenyListEntry]):
             value=obj.value,
             reason=obj.reason,
             added_by=_admin_actor(request),
-            adder_kind=ActorType.ADMIN,
+            adder_kind=services.ADMIN,
         )
         obj.pk, obj.value, obj.added_by, obj.created_at = entry.pk, entry.value, entry.added_by, entry.created_at
         obj._state.adding = False
 
     def delete_model(self, request: HttpRequest, obj: DenyListEntry) -> None:
-        services.deny_list_remove(entry_id=obj.pk, removed_by=_admin_actor(request), remover_kind=ActorType.ADMIN)
+        services.deny_list_remove(entry_id=obj.pk, removed_by=_admin_actor(request), remover_kind=services.ADMIN)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[DenyListEntry]) -> None:
         for entry in queryset:

@@ -27,7 +27,7 @@ def _uuid(value: object) -> uuid.UUID | None:
     return uuid.UUID(str(value)) if value else None
 
 
-def transfer_operation(event: ReceivedEvent) -> Operation:
+def _transfer_operation(event: ReceivedEvent) -> Operation:
     data = event.data
     return Operation(
         subject_type=SubjectType.TRANSFER.value,
@@ -44,7 +44,7 @@ def transfer_operation(event: ReceivedEvent) -> Operation:
     )
 
 
-def payment_operation(event: ReceivedEvent) -> Operation:
+def _payment_operation(event: ReceivedEvent) -> Operation:
     data = event.data
     return Operation(
         subject_type=SubjectType.PAYMENT.value,
@@ -61,12 +61,12 @@ def payment_operation(event: ReceivedEvent) -> Operation:
 
 @subscribe("transaction.initiated", name="fraud.screen_transfer", same_unit_of_work=True, batch=True)
 def screen_transfers(events: Sequence[ReceivedEvent]) -> None:
-    services.operations_screen(operations=[transfer_operation(event) for event in events])
+    services.operations_screen(operations=[_transfer_operation(event) for event in events])
 
 
 @subscribe("payment.initiated", name="fraud.screen_payment", same_unit_of_work=True, batch=True)
 def screen_payments(events: Sequence[ReceivedEvent]) -> None:
-    services.operations_screen(operations=[payment_operation(event) for event in events])
+    services.operations_screen(operations=[_payment_operation(event) for event in events])
 
 
 @subscribe("account.created", name="fraud.note_opened_account", same_unit_of_work=True, batch=True)

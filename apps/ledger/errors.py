@@ -3,6 +3,19 @@
 from __future__ import annotations
 
 from fintech.errors import Conflict, NotFound, Unprocessable, ValidationFailed
+from fintech.money import CurrencyMismatch
+
+__all__ = [
+    "AlreadyReversed",
+    "CurrencyMismatch",
+    "HoldNotActive",
+    "HoldNotFound",
+    "InsufficientFunds",
+    "InvalidPosting",
+    "JournalTransactionNotFound",
+    "LedgerAccountNotFound",
+    "UnbalancedTransaction",
+]
 
 
 class InsufficientFunds(Unprocessable):
@@ -18,11 +31,6 @@ class UnbalancedTransaction(ValidationFailed):
 class InvalidPosting(ValidationFailed):
     code = "invalid_posting"
     title = "Invalid posting"
-
-
-class LedgerCurrencyMismatch(Unprocessable):
-    code = "currency_mismatch"
-    title = "Currency does not match the account"
 
 
 class LedgerAccountNotFound(NotFound):
@@ -45,3 +53,8 @@ class HoldNotFound(NotFound):
 
     code = "hold_not_found"
     title = "No such hold"
+
+
+class JournalTransactionNotFound(NotFound):
+    code = "journal_transaction_not_found"
+    title = "Journal transaction not found"

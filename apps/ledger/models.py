@@ -16,6 +16,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 
+def system_account_code(purpose: str, currency: str) -> str:
+    """The code of the bank's own account for `purpose` (settlement, clearing, ...) in `currency`."""
+    return f"system:{purpose}:{currency}"
+
+
 class Side(models.TextChoices):
     DEBIT = "debit"
     CREDIT = "credit"

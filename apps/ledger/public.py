@@ -1,10 +1,11 @@
 """What other contexts may ask of, or tell, the ledger synchronously. Plain data only.
 
-Two commands live here besides questions: opening the ledger account behind a new bank
-account, and placing the hold of a transfer. Both must commit in the same database
-transaction as the caller's own change (an account without its ledger account, or a transfer
-without its hold, must never exist). When a context leaves the monolith these become steps
-of a saga; see docs/adr/0002-synchronous-public-commands.md.
+Commands live here besides questions: opening the ledger account behind a new bank account,
+placing the hold of a transfer or a payment, and the postings of payments to and from other
+banks. Each must commit in the same database transaction as the caller's own change (an account
+without its ledger account, a payment sent without its money in clearing, must never exist).
+When a context leaves the monolith these become steps of a saga; see
+docs/adr/0002-synchronous-public-commands.md and docs/adr/0005-payments-and-the-network.md.
 """
 
 from __future__ import annotations
@@ -14,18 +15,23 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from apps.ledger import selectors, services
-from apps.ledger.errors import InsufficientFunds, LedgerCurrencyMismatch
+from apps.ledger.errors import CurrencyMismatch, InsufficientFunds
 from fintech.errors import DomainError
 
 __all__ = [
     "Balance",
+    "CurrencyMismatch",
     "HoldWanted",
     "InsufficientFunds",
-    "LedgerCurrencyMismatch",
     "StatementLine",
     "balances_of",
     "deposit",
     "open_account",
+    "payment_credit",
+    "payment_hold_release",
+    "payment_return",
+    "payment_settle",
+    "payments_send",
     "place_hold",
     "place_holds",
     "statement",
@@ -93,7 +99,7 @@ class HoldWanted:
 
 def place_holds(holds: list[HoldWanted]) -> list[uuid.UUID | DomainError]:
     """Set money aside for many operations at once; per hold, in order, the hold's id or the
-    refusal (InsufficientFunds, LedgerCurrencyMismatch, ...). One refusal leaves the others."""
+    refusal (InsufficientFunds, CurrencyMismatch, ...). One refusal leaves the others."""
     outcomes = services.holds_place(
         [
             services.HoldRequest(
@@ -114,6 +120,40 @@ def deposit(*, account_id: uuid.UUID, amount: int, currency: str, posting_key: s
         owner_ref=account_id, amount=amount, currency=currency, posting_key=posting_key, reference=reference
     )
     return journal.id
+
+
+def payments_send(*, payment_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID | None]:
+    """Move the held amounts of payments leaving for the network from the customers' accounts to
+    clearing, in one batch. Per payment: the journal transaction id, or None when its hold was
+    voided (nothing moved). Sending again returns the first posting."""
+    posted = services.payments_to_clearing(payment_ids)
+    return {payment_id: journal.id if journal else None for payment_id, journal in posted.items()}
+
+
+def payment_hold_release(*, payment_id: uuid.UUID) -> None:
+    """A payment that never left: its hold is voided and the available balance restored."""
+    services.hold_void(hold_key=services.hold_key("payment", payment_id))
+
+
+def payment_settle(*, payment_id: uuid.UUID, amount: int, currency: str) -> uuid.UUID:
+    """The network settled a payment: clearing -> settlement. Returns the journal transaction id."""
+    return services.payment_settle(payment_id=payment_id, amount=amount, currency=currency).id
+
+
+def payment_return(
+    *, payment_id: uuid.UUID, account_id: uuid.UUID, amount: int, currency: str, reason: str
+) -> uuid.UUID:
+    """The network returned a payment: clearing -> the customer's account."""
+    return services.payment_return(
+        payment_id=payment_id, account_id=account_id, amount=amount, currency=currency, reason=reason
+    ).id
+
+
+def payment_credit(*, end_to_end_id: str, account_id: uuid.UUID, amount: int, currency: str) -> uuid.UUID:
+    """Another bank's credit, settled to us by the network: settlement -> the customer's account."""
+    return services.payment_credit(
+        end_to_end_id=end_to_end_id, account_id=account_id, amount=amount, currency=currency
+    ).id
 
 
 def statement(

@@ -4,19 +4,24 @@
 - every entry's balance_after continues its account's running balance;
 - every account's cached balance equals the sum of its entries, and its held amount the sum
   of its active holds; no account that may not go negative is below zero;
-- the balances of all accounts sum to zero per currency (debits = credits, bank-wide).
+- the balances of all accounts sum to zero per currency (debits = credits, bank-wide);
+- each clearing account holds exactly the payments the network has and has not answered yet
+  (a question to the payments context, read in the same snapshot as the balance).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from django.db import connection, transaction
 from django.db.models import Sum
 
-from apps.ledger.models import Hold, JournalEntry, LedgerAccount, Side
+from apps.ledger.models import Hold, JournalEntry, LedgerAccount, Side, system_account_code
+from apps.payments import public as payments
 
 Progress = Callable[[str, int, int], None]
 
@@ -113,4 +118,34 @@ def reconcile_ledger(*, chunk_size: int = 20_000, progress: Progress | None = No
     for currency, net in sorted(totals.items()):
         if net:
             report.problems.append(f"the books do not balance in {currency}: debits exceed credits by {net:+d}")
+    report.problems.extend(clearing_problems())
     return report
+
+
+@contextmanager
+def _one_snapshot() -> Iterator[None]:
+    """Reads that see one moment of a live database (PostgreSQL); elsewhere, or inside a
+    transaction already open, the reads as they come."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield
+
+
+def clearing_problems() -> list[str]:
+    """Clearing owes the network exactly the payments it has and has not answered, per currency."""
+    with _one_snapshot():
+        clearing_accounts = LedgerAccount.objects.filter(
+            is_system=True, code__startswith=system_account_code("clearing", "")
+        )
+        clearing = dict(clearing_accounts.values_list("currency", "balance"))
+        in_flight = payments.in_flight_totals()
+    return [
+        f"clearing holds {clearing.get(currency, 0)} {currency} but the payments sent to the network and not "
+        f"answered sum to {in_flight.get(currency, 0)}"
+        for currency in sorted(set(clearing) | set(in_flight))
+        if clearing.get(currency, 0) != in_flight.get(currency, 0)
+    ]

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import BooleanField, ExpressionWrapper, QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, Prefetch, QuerySet
 from django.db.models.expressions import RawSQL
 
 from apps.ledger.models import JournalEntry, JournalTransaction, LedgerAccount
@@ -68,4 +68,6 @@ def statement_entries(
 
 
 def journal_transaction_get(*, transaction_id: uuid.UUID) -> JournalTransaction | None:
-    return JournalTransaction.objects.prefetch_related("entries__account").filter(pk=transaction_id).first()
+    """The journal transaction with its entries, in posting order, and their ledger accounts."""
+    entries = Prefetch("entries", queryset=JournalEntry.objects.select_related("account").order_by("id"))
+    return JournalTransaction.objects.prefetch_related(entries).filter(pk=transaction_id).first()

@@ -6,11 +6,13 @@ from django.http import HttpRequest
 
 from apps.notifications import services
 from apps.notifications.models import ChannelOptOut, Notification
+from fintech.backoffice import ReadOnly
 from fintech.errors import DomainError
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin[Notification]):
+class NotificationAdmin(ReadOnly, admin.ModelAdmin[Notification]):
+    # Notifications come from events; the back office resends through the action.
     list_display = ["created_at", "notice", "channel", "recipient", "language", "status", "attempts", "sent_at"]
     list_filter = ["status", "channel", "category", "notice", "language"]
     search_fields = ["=customer_id", "=event_id", "=id"]
@@ -39,15 +41,6 @@ class NotificationAdmin(admin.ModelAdmin[Notification]):
         "updated_at",
     ]
     actions = ["resend_selected"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # notifications come from events
-
-    def has_change_permission(self, request: HttpRequest, obj: Notification | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Notification | None = None) -> bool:
-        return False
 
     @admin.action(description="Send the selected notifications again")
     def resend_selected(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:

@@ -16,8 +16,3 @@ class NotificationNotResendable(Conflict):
 class UnknownChannel(ValidationFailed):
     code = "unknown_channel"
     title = "No such channel"
-
-
-class PaymentNotYetKnown(RuntimeError):
-    """The network answered a payment whose `payment.initiated` has not arrived here yet (events
-    of two topics may come out of order): the delivery is retried until it has."""

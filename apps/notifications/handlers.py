@@ -18,7 +18,13 @@ TOLD = (
     "transaction.failed",
     "transaction.held_for_review",
     "deposit.completed",
-    "payment.processed",
+    # What the payments context booked, never the network's raw answer (`payment.processed`), which
+    # the bank may refuse to book (an unknown payment, another amount, a duplicate).
+    "payment.settled",
+    "payment.returned",
+    "payment.failed",
+    "payment.held_for_review",
+    "payment.credited",
     "account.blocked",
     "fraud.alert",
 )
@@ -30,11 +36,6 @@ def notify(events: Sequence[ReceivedEvent]) -> None:
 
 for _event_type in TOLD:
     subscribe(_event_type, name=f"notifications.notify.{_event_type}", batch=True)(notify)
-
-
-@subscribe("payment.initiated", name="notifications.keep_payment_order", batch=True)
-def keep_payment_orders(events: Sequence[ReceivedEvent]) -> None:
-    services.payment_orders_record(events=events)
 
 
 @subscribe("customer.erased", name="notifications.erase_customer_texts", batch=True)

@@ -102,18 +102,3 @@ class ChannelOptOut(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} has no {self.channel} for activity"
-
-
-class PaymentOrder(models.Model):
-    """What `payment.initiated` said of an outbound payment, so the network's answer
-    (`payment.processed`, which names only the payment) can be told to its customer."""
-
-    payment_id = models.UUIDField(primary_key=True)
-    customer_id = models.UUIDField()
-    account_id = models.UUIDField()
-    amount = models.BigIntegerField()
-    currency = models.CharField(max_length=3)
-    initiated_at = models.DateTimeField()
-
-    def __str__(self) -> str:
-        return f"payment {self.payment_id}"

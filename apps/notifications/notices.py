@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,7 +20,7 @@ from babel.numbers import format_currency
 from django.conf import settings
 from django.template import Context, Engine
 
-from fintech.money import CURRENCY_EXPONENTS
+from fintech.money import in_major_units
 
 LANGUAGES = ("pt-BR", "en")
 DEFAULT_LANGUAGE = "pt-BR"
@@ -37,7 +36,7 @@ def language_of(preferred: str | None) -> str:
 
 def format_money(minor_units: int, currency: str, language: str) -> str:
     """`R$ 1.234,56` (pt-BR) or `R$1,234.56` (en): minor units as the reader writes money."""
-    amount = Decimal(minor_units).scaleb(-CURRENCY_EXPONENTS.get(currency, 2))
+    amount = in_major_units(minor_units, currency)
     # Babel separates the symbol with a no-break space; a plain one reads the same everywhere.
     return format_currency(amount, currency, locale=_LOCALES[language_of(language)]).replace("\xa0", " ")
 

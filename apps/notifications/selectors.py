@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.db.models import Q, QuerySet
 
-from apps.notifications.models import ChannelOptOut, Notification, PaymentOrder
+from apps.notifications.models import ChannelOptOut, Notification
 
 
 def notification_get(*, notification_id: uuid.UUID) -> Notification | None:
@@ -33,7 +33,3 @@ def recorded_keys(*, event_ids: Iterable[uuid.UUID]) -> set[tuple[uuid.UUID, str
 
 def opted_out(*, customer_ids: Iterable[uuid.UUID]) -> set[tuple[uuid.UUID, str]]:
     return set(ChannelOptOut.objects.filter(customer_id__in=set(customer_ids)).values_list("customer_id", "channel"))
-
-
-def payment_orders(*, payment_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, PaymentOrder]:
-    return {order.payment_id: order for order in PaymentOrder.objects.filter(payment_id__in=set(payment_ids))}

@@ -1,3 +1,6 @@
+"""Transfers and deposits in the back office: read-only, they change only through their services
+(and their events)."""
+
 from __future__ import annotations
 
 from django.contrib import admin

@@ -1,7 +1,7 @@
 from django.apps import AppConfig
 
 
-class TransactionsConfig(AppConfig):
+class TransfersConfig(AppConfig):
     name = "apps.transactions"
     label = "transactions"
     verbose_name = "Transfers and deposits"

@@ -1,3 +1,6 @@
+"""Events of transfers and deposits. Their types keep the contract's names (`transaction.*`);
+the classes say what they are about: a transfer."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,7 +22,7 @@ class TransferEvent(DomainEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
-class TransactionInitiated(TransferEvent):
+class TransferInitiated(TransferEvent):
     event_type: ClassVar[str] = "transaction.initiated"
 
     customer_id: str
@@ -30,7 +33,7 @@ class TransactionInitiated(TransferEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
-class TransactionValidated(TransferEvent):
+class TransferValidated(TransferEvent):
     event_type: ClassVar[str] = "transaction.validated"
 
     description: str
@@ -38,7 +41,7 @@ class TransactionValidated(TransferEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
-class TransactionHeldForReview(TransferEvent):
+class TransferHeldForReview(TransferEvent):
     """The screening held the transfer for an analyst: its amount stays held on the source."""
 
     event_type: ClassVar[str] = "transaction.held_for_review"
@@ -48,7 +51,7 @@ class TransactionHeldForReview(TransferEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
-class TransactionCompleted(TransferEvent):
+class TransferCompleted(TransferEvent):
     event_type: ClassVar[str] = "transaction.completed"
 
     journal_transaction_id: str
@@ -56,7 +59,7 @@ class TransactionCompleted(TransferEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
-class TransactionFailed(TransferEvent):
+class TransferFailed(TransferEvent):
     event_type: ClassVar[str] = "transaction.failed"
 
     failure_code: str

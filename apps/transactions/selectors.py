@@ -7,8 +7,12 @@ from django.db.models import Q, QuerySet
 from apps.transactions.models import Deposit, Transfer
 
 
-def transfer_get(*, transfer_id: uuid.UUID) -> Transfer | None:
-    return Transfer.objects.filter(pk=transfer_id).first()
+def transfer_get(*, transfer_id: uuid.UUID, customer_id: uuid.UUID | None = None) -> Transfer | None:
+    """The transfer; with `customer_id`, only when that customer is one of its two sides."""
+    transfers = Transfer.objects.filter(pk=transfer_id)
+    if customer_id is not None:
+        transfers = transfers.filter(Q(from_customer_id=customer_id) | Q(to_customer_id=customer_id))
+    return transfers.first()
 
 
 def transfer_list(

@@ -5,6 +5,10 @@ The load generator is vegeta (github.com/tsenart/vegeta, MIT), built by `make be
 `go install` into /var/tmp/fintech-local/bench/bin, outside git. Every request goes to
 127.0.0.1 only, every attack is bounded in time, and the server this module starts is always
 stopped (its whole process group) when the section ends, whatever happened.
+
+Over 400 lines because both HTTP sections (single transfers and batches) share one server's
+life cycle here: start, tokens, fixtures over HTTP, attacks, stop. A third HTTP section would
+be the time to move that life cycle into a module of its own.
 """
 
 from __future__ import annotations

@@ -178,6 +178,46 @@ wait_for_port() {
     done
 }
 
+# check_ports NAME=port... : every port a number, no two the same; NAME is the variable that
+# sets it, for the message.
+check_ports() {
+    local spec name port seen=""
+    for spec in "$@"; do
+        name=${spec%%=*}
+        port=${spec#*=}
+        [[ "$port" =~ ^[0-9]+$ ]] || die "invalid port in $name: '$port'"
+        [[ " $seen " != *" $port "* ]] || die "$name: port $port is already taken by another of this service's ports"
+        seen+=" $port"
+    done
+}
+
+# require_ports_free host owner port... : stop with an error when another process listens on
+# one of the ports (before we start our own `owner` there).
+require_ports_free() {
+    local host=$1 owner=$2 port
+    shift 2
+    for port in "$@"; do
+        if port_open "$host" "$port"; then
+            die "port $host:$port is used by another process (not our $owner)"
+        fi
+    done
+}
+
+# service_main "$@" : the commands every service script answers, each its cmd_<command>
+# function: start, stop, status, env (export lines on stdout).
+service_main() {
+    case "${1:-}" in
+        start) cmd_start ;;
+        stop) cmd_stop ;;
+        status) cmd_status ;;
+        env) cmd_env ;;
+        *)
+            echo "usage: $0 {start|stop|status|env}" >&2
+            exit 2
+            ;;
+    esac
+}
+
 # run_as user cmd... : run a command as another OS user (only when we are
 # root; otherwise as ourselves). `cd /` so the target user never trips over
 # an unreadable cwd such as /root.

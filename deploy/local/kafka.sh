@@ -33,11 +33,7 @@ KAFKA_CLUSTER_ID_FILE="$KAFKA_STATE/cluster.id"
 KAFKA_PROPS="$KAFKA_CONF_DIR/server.properties"
 KAFKA_LOG4J="$KAFKA_SRC/log4j2.yaml"
 
-for _p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
-    [[ "$_p" =~ ^[0-9]+$ ]] || die "invalid port: '$_p'"
-done
-[[ "$KAFKA_PORT" != "$KAFKA_CONTROLLER_PORT" ]] \
-    || die "FINTECH_KAFKA_PORT and FINTECH_KAFKA_CONTROLLER_PORT must differ"
+check_ports FINTECH_KAFKA_PORT="$KAFKA_PORT" FINTECH_KAFKA_CONTROLLER_PORT="$KAFKA_CONTROLLER_PORT"
 
 # --- Java -------------------------------------------------------------------
 
@@ -214,12 +210,7 @@ cmd_start() {
         # after a crash): wait for it below instead of starting another.
         log "broker (pid $pid) is up but not listening yet; waiting"
     else
-        local p
-        for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
-            if port_open "$KAFKA_HOST" "$p"; then
-                die "port $KAFKA_HOST:$p is used by another process (not our broker)"
-            fi
-        done
+        require_ports_free "$KAFKA_HOST" broker "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
         ensure_java
         ensure_jars
         render_config
@@ -290,13 +281,4 @@ cmd_env() {
     echo "export KAFKA_BOOTSTRAP_SERVERS=$KAFKA_HOST:$KAFKA_PORT"
 }
 
-case "${1:-}" in
-    start) cmd_start ;;
-    stop) cmd_stop ;;
-    status) cmd_status ;;
-    env) cmd_env ;;
-    *)
-        echo "usage: $0 {start|stop|status|env}" >&2
-        exit 2
-        ;;
-esac
+service_main "$@"

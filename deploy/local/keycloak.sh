@@ -39,11 +39,7 @@ KC_LOG_DIR="$KC_STATE/log"
 KC_OUT="$KC_LOG_DIR/keycloak.out" # console output of the current run
 KC_PIDFILE="$KC_STATE/keycloak.pid"
 
-for _p in "$KC_PORT" "$KC_MGMT_PORT"; do
-    [[ "$_p" =~ ^[0-9]+$ ]] || die "invalid port: '$_p'"
-done
-[[ "$KC_PORT" != "$KC_MGMT_PORT" ]] \
-    || die "FINTECH_KEYCLOAK_PORT and FINTECH_KEYCLOAK_MANAGEMENT_PORT must differ"
+check_ports FINTECH_KEYCLOAK_PORT="$KC_PORT" FINTECH_KEYCLOAK_MANAGEMENT_PORT="$KC_MGMT_PORT"
 
 issuer_url() {
     printf 'http://%s:%s/realms/%s' "$KC_HOST" "$KC_PORT" "$KC_REALM"
@@ -186,12 +182,7 @@ cmd_start() {
         fi
         log "server (pid $pid) is up but not ready yet; waiting"
     else
-        local p
-        for p in "$KC_PORT" "$KC_MGMT_PORT"; do
-            if port_open "$KC_HOST" "$p"; then
-                die "port $KC_HOST:$p is used by another process (not our Keycloak)"
-            fi
-        done
+        require_ports_free "$KC_HOST" Keycloak "$KC_PORT" "$KC_MGMT_PORT"
         local java_home home
         java_home="$(find_kc_java_home)" \
             || die "Keycloak needs Java 21+: none under /usr/lib/jvm (set FINTECH_KEYCLOAK_JAVA_HOME)"
@@ -262,13 +253,4 @@ cmd_env() {
     echo "export OIDC_RP_CLIENT_SECRET=$KC_BACKOFFICE_SECRET"
 }
 
-case "${1:-}" in
-    start) cmd_start ;;
-    stop) cmd_stop ;;
-    status) cmd_status ;;
-    env) cmd_env ;;
-    *)
-        echo "usage: $0 {start|stop|status|env}" >&2
-        exit 2
-        ;;
-esac
+service_main "$@"

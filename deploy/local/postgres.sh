@@ -12,6 +12,7 @@ export LOG_TAG
 
 PG_PORT="${FINTECH_PG_PORT:-55432}"
 PG_HOST=127.0.0.1
+check_ports FINTECH_PG_PORT="$PG_PORT"
 PG_APP_USER=fintech
 PG_APP_PASSWORD=fintech
 PG_APP_DB=fintech
@@ -215,9 +216,7 @@ cmd_start() {
     if is_running; then
         log "already running on $PG_HOST:$PG_PORT"
     else
-        if port_open "$PG_HOST" "$PG_PORT"; then
-            die "port $PG_HOST:$PG_PORT is already used by another process"
-        fi
+        require_ports_free "$PG_HOST" postgres "$PG_PORT"
         wait_for_stale_postmaster
         log "starting on $PG_HOST:$PG_PORT (log: $PG_LOG)"
         # 9>&- : don't let the postmaster inherit our lock fd.
@@ -261,13 +260,4 @@ cmd_env() {
     echo "export DATABASE_URL=postgres://$PG_APP_USER:$PG_APP_PASSWORD@$PG_HOST:$PG_PORT/$PG_APP_DB"
 }
 
-case "${1:-}" in
-    start) cmd_start ;;
-    stop) cmd_stop ;;
-    status) cmd_status ;;
-    env) cmd_env ;;
-    *)
-        echo "usage: $0 {start|stop|status|env}" >&2
-        exit 2
-        ;;
-esac
+service_main "$@"

@@ -13,6 +13,7 @@ export LOG_TAG
 
 REDIS_PORT="${FINTECH_REDIS_PORT:-56379}"
 REDIS_HOST=127.0.0.1
+check_ports FINTECH_REDIS_PORT="$REDIS_PORT"
 
 REDIS_STATE="$FINTECH_LOCAL_DIR/redis"
 REDIS_DIR="$REDIS_STATE/data"
@@ -63,9 +64,7 @@ cmd_start() {
         log "ready: $(cmd_env)"
         return 0
     fi
-    if port_open "$REDIS_HOST" "$REDIS_PORT"; then
-        die "port $REDIS_HOST:$REDIS_PORT is used by another process"
-    fi
+    require_ports_free "$REDIS_HOST" redis "$REDIS_PORT"
 
     ensure_state_dir
     mkdir -p "$REDIS_STATE" "$REDIS_DIR" "$(dirname "$REDIS_LOG")"
@@ -142,13 +141,4 @@ cmd_env() {
     echo "export REDIS_URL=redis://$REDIS_HOST:$REDIS_PORT/0"
 }
 
-case "${1:-}" in
-    start) cmd_start ;;
-    stop) cmd_stop ;;
-    status) cmd_status ;;
-    env) cmd_env ;;
-    *)
-        echo "usage: $0 {start|stop|status|env}" >&2
-        exit 2
-        ;;
-esac
+service_main "$@"

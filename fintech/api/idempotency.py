@@ -32,6 +32,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
@@ -47,6 +48,10 @@ HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
 # Runs of a request's work that the database may abort to break a deadlock before it is answered 503.
 CONFLICT_ATTEMPTS = 3
+# How an operation that requires the header says so in the OpenAPI schema.
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    HEADER, str, OpenApiParameter.HEADER, required=True, description="Required: one effect per key."
+)
 
 Handler = Callable[..., Response]
 

@@ -1,20 +1,6 @@
-"""Response headers that keep browsers from misusing the bank's pages, and the body-size cap.
-
-Django's SecurityMiddleware already sends `X-Content-Type-Options: nosniff`, the
-Referrer-Policy and, in production, HSTS (`SECURE_HSTS_SECONDS`); XFrameOptionsMiddleware
-sends `X-Frame-Options: DENY`. This adds a Content-Security-Policy to every response:
-
-- the admin (every path under it, including a login view that replaces the admin's own): only
-  the bank's own scripts, styles and images, no inline code (Django's admin templates need
-  none), forms post only to the bank and to the identity provider (a logout posted to the bank
-  is redirected there, and browsers check form-action on redirects), no framing;
-- the Swagger UI page: its assets come from the bank (drf-spectacular-sidecar, not a CDN) and
-  its script from the split view, so no inline script; inline styles stay allowed because
-  Swagger UI writes style attributes, and `data:` images because its stylesheet embeds icons;
-- everything else (the JSON API, probes, metrics): nothing may load at all, no framing. API
-  responses also carry `Cache-Control: no-store`: they hold balances and personal data that
-  no browser or shared cache should keep.
-"""
+"""Response headers that keep browsers from misusing the bank's pages (a Content-Security-Policy
+per kind of page, `Cache-Control: no-store` on the API), and the body-size cap. What each page
+may load, and why: docs/architecture.md, "Abuse controls"."""
 
 from __future__ import annotations
 

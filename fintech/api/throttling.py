@@ -1,38 +1,9 @@
-"""Rate limits per caller: atomic sliding-window logs in Redis, two budgets, IETF headers.
-
-Who is counted (the partition):
-- a customer-linked token: its customer (every token, device and session of one customer
-  shares the quota);
-- a staff or service token: its subject (a service's client-credentials token has one subject
-  per client; the back-office app's users each have their own, so one busy clerk does not
-  exhaust the whole back office the way a key on the client id would);
-- no token (the schema and docs): the client's address, taken from `REMOTE_ADDR` or, behind
-  `FINTECH_TRUSTED_PROXIES` proxies, from the entry of `X-Forwarded-For` that the outermost
-  trusted proxy wrote. Entries further left were written by the client and never choose the
-  key. An IPv6 client is counted per /64, the block one subscriber gets.
-
-What is counted (the budget):
-- "read": GET, HEAD, OPTIONS;
-- "money": every other method. That is the money-moving POSTs (`/transfers`, `/payments`,
-  `/deposits`) and also the other writes (onboarding, KYC decisions, account status, erasure):
-  they are what an abuser would use to do harm, and a legitimate caller makes them far less
-  often than reads. A view may declare `throttle_budget = "read"` or `"money"` to say otherwise.
-
-How much: `FINTECH_RATE_LIMIT_CUSTOMER_READS` and `..._CUSTOMER_MONEY` requests per
-`FINTECH_RATE_LIMIT_WINDOW_SECONDS` for customers and anonymous callers, times
-`FINTECH_RATE_LIMIT_STAFF_MULTIPLIER` for staff and service tokens.
-
-The algorithm is a sliding-window log: the times of the requests let through in the last
-window, oldest first. A request passes while fewer than the quota are in the window, so no
-window of that length ever holds more than the quota (a fixed window lets twice the quota
-through across its boundary). In Redis one Lua script prunes, counts and records as a single
-step (EVALSHA), on Redis's clock so that servers with skewed clocks agree. Without `REDIS_URL`
-(the embedded default) the same log lives in this process behind a lock.
-
-When Redis does not answer, requests are limited by this process's own log instead, for
-`FINTECH_RATE_LIMIT_REDIS_RETRY_SECONDS` before Redis is tried again: the bank stays open
-(a rate limit is an abuse control; balances, idempotency and fraud screening do not depend on
-it) while each server still holds a caller to the quota.
+"""Rate limits per caller: sliding-window logs, atomic in Redis (one Lua script) or in this
+process, two budgets ("read" for GET, HEAD and OPTIONS; "money" for every write) and the IETF
+RateLimit headers. A customer-linked token is counted per customer, a staff or service token per
+subject, an anonymous caller per address (per /64 for IPv6, through `FINTECH_TRUSTED_PROXIES`
+proxies). When Redis does not answer, each process limits on its own for a while. Who is
+counted, what, how much and why: docs/architecture.md, "Abuse controls".
 """
 
 from __future__ import annotations

@@ -1,21 +1,6 @@
-"""Back-office login: the Django admin signs staff in through the identity provider (Keycloak).
-
-mozilla-django-oidc runs the authorization-code flow (with PKCE) for the confidential client
-`fintech-backoffice`; the backend below decides who gets in and with what. On every login the
-user's realm roles (claim `realm_roles`, which the client's mapper puts in the ID token and the
-userinfo response) are mapped onto Django:
-
-- `staff`        -> is_staff, group "back-office"
-- `kyc-reviewer` -> group "kyc"
-- `admin`        -> is_superuser (and is_staff)
-
-A user holding none of those roles is refused (customers never get an admin account). Accounts
-are keyed on the provider's `sub` (username `oidc-<sub>`), never on the e-mail address, so an
-account made at the provider cannot take over a local one that shares its address. What a group
-may do is granted in the admin by a superuser; the backend only manages membership of the groups
-it maps. Local password login (ModelBackend) stays as the first superuser's fallback, at
-`/admin/login/?local=1`. Active only when OIDC_ISSUER is set (config/settings.py, config/urls.py).
-"""
+"""Back-office login: the Django admin signs staff in through the identity provider (Keycloak),
+their realm roles mapped onto Django's staff, superuser and groups; active only with
+OIDC_ISSUER. Who gets in with what, and why: docs/architecture.md, "Identity"."""
 
 from __future__ import annotations
 

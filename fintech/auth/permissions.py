@@ -1,4 +1,5 @@
-"""Scope checks: every operation names the scopes it needs, and one that names none is refused."""
+"""Who may call an operation: the scopes each one declares (one that declares none is refused),
+which customer a token confines the caller to, and the operations that are staff-only."""
 
 from __future__ import annotations
 
@@ -85,6 +86,21 @@ def current_principal(request: Request) -> Principal:
     if not isinstance(user, Principal):
         raise NotAuthenticated()
     return user
+
+
+def customer_scope(request: Request) -> uuid.UUID | None:
+    """The one customer whose resources the request may see: a customer's token names it; staff
+    and service tokens see every customer (None)."""
+    return current_principal(request).customer_id
+
+
+def require_staff(request: Request, *, action: str) -> Principal:
+    """The caller of a back-office operation: staff and service tokens pass, a customer's token
+    is refused with 403 `staff_only` ("A customer's token cannot <action>.")."""
+    principal = current_principal(request)
+    if principal.is_customer:
+        raise PermissionDenied(f"A customer's token cannot {action}.", code="staff_only")
+    return principal
 
 
 def require_customer_access(request: Request, customer_id: uuid.UUID | str) -> None:

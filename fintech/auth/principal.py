@@ -69,6 +69,19 @@ class Principal:
     def is_staff(self) -> bool:
         return self.customer_id is None
 
+    @property
+    def kind(self) -> str:
+        """`customer`, `service` or `staff`. A customer's token names the customer; a
+        client-credentials token is the client itself (RFC 9068: its subject is the client id;
+        Keycloak names its user service-account-<client>); any other token is a back-office
+        person's."""
+        if self.customer_id is not None:
+            return "customer"
+        username = str(self.claims.get("preferred_username") or "")
+        if self.subject == self.client_id or username.startswith("service-account-"):
+            return "service"
+        return "staff"
+
     def has_scopes(self, *scopes: str) -> bool:
         return all(scope in self.scopes for scope in scopes)
 

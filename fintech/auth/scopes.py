@@ -1,8 +1,14 @@
-"""The OAuth scopes of the public contract: what a token may be granted, and nothing else."""
+"""The OAuth scopes a token may be granted (`manage.py issue_token` refuses any other), as the
+realm in deploy/keycloak/realm.json grants them.
+
+The contract also names `customers:erase` and `fraud:admin`: no operation requires them yet
+(erasure asks for `customers:write`) and the realm does not grant them.
+"""
 
 from __future__ import annotations
 
-KNOWN_SCOPES: frozenset[str] = frozenset(
+# Required by an operation of the API today (tests/test_authorization_matrix.py checks it).
+OPERATION_SCOPES: frozenset[str] = frozenset(
     {
         "customers:read",
         "customers:write",
@@ -11,10 +17,16 @@ KNOWN_SCOPES: frozenset[str] = frozenset(
         "accounts:write",
         "transfers:read",
         "transfers:write",
-        "payments:write",
         "deposits:write",
-        "fraud:review",
         "ledger:read",
         "analytics:read",
+        "fraud:review",
+        "payments:write",
     }
 )
+# The contract's scopes of operations not built yet: the realm grants them already, so clients
+# can hold them before the operations ship. When one ships, its scope moves up to
+# OPERATION_SCOPES.
+RESERVED_SCOPES: frozenset[str] = frozenset()
+
+KNOWN_SCOPES: frozenset[str] = OPERATION_SCOPES | RESERVED_SCOPES

@@ -1,26 +1,7 @@
-"""Where the encryption keys and the blind-index secret come from.
-
-`FINTECH_ENCRYPTION_KEYS` is a comma-separated list of `kid:key` entries, where `kid` is 1 to
-32 characters of `[A-Za-z0-9_-]` and `key` is 32 random bytes in base64 (standard or URL-safe,
-padding optional). The FIRST entry is the active key: every new value is encrypted under it.
-Every entry can decrypt: a stored value names the kid it was encrypted under. Rotation:
-
-1. put a new key first: `FINTECH_ENCRYPTION_KEYS="k2:<new>,k1:<old>"` and restart;
-2. `manage.py rotate_keys` re-encrypts every stored value under k2 (resumable, idempotent);
-3. drop k1: `FINTECH_ENCRYPTION_KEYS="k2:<new>"`.
-
-`FINTECH_BLIND_INDEX_KEY` is a separate secret (base64, at least 32 bytes) for the HMAC
-blind indexes that let the bank find and deduplicate encrypted values. It is deliberately
-not one of the encryption keys: rotating those must not change an index. Changing it means
-re-indexing every row, which no command does today.
-
-A new key: `python manage.py generate_encryption_key --kid k2`, or
-`python -c "import base64, os; print('k2:' + base64.b64encode(os.urandom(32)).decode())"`.
-
-With neither setting given outside production, each comes from a file under VAR_DIR, created
-once (0600, atomically, like the dev issuer's key) and kept outside git: the `dev` kid.
-Production refuses to start without both (config/settings.py).
-"""
+"""Where the encryption keys (`FINTECH_ENCRYPTION_KEYS`, `kid:key,...`, the first one active)
+and the blind-index secret (`FINTECH_BLIND_INDEX_KEY`) come from: the environment, or outside
+production files under VAR_DIR created once. Their formats and the rotation:
+docs/architecture.md, "Personal data"."""
 
 from __future__ import annotations
 
@@ -84,26 +65,26 @@ def decode_key(encoded: str, *, min_bytes: int, exact: bool) -> bytes:
     return raw
 
 
-def parse_key_ring(entries: Iterable[str] | str) -> KeyRing:
-    """The key ring of `kid:base64key` entries (a list, or one comma-separated string)."""
+def parse_key_ring(entries: Iterable[str] | str, *, setting: str = "FINTECH_ENCRYPTION_KEYS") -> KeyRing:
+    """The key ring of `kid:base64key` entries (a list, or one comma-separated string); `setting`
+    names where they came from in the messages."""
     items = [e.strip() for e in (entries.split(",") if isinstance(entries, str) else entries) if e.strip()]
     if not items:
-        raise KeyRingError("FINTECH_ENCRYPTION_KEYS holds no key")
+        raise KeyRingError(f"{setting} holds no key")
     keys: dict[str, bytes] = {}
     for position, item in enumerate(items, start=1):
         kid, separator, encoded = item.partition(":")
         kid = kid.strip()
         if not separator or not _KID.match(kid):
             raise KeyRingError(
-                f"FINTECH_ENCRYPTION_KEYS entry {position} must be kid:base64key with a kid of 1 to 32 "
-                "letters, digits, '-' or '_'"
+                f"{setting} entry {position} must be kid:base64key with a kid of 1 to 32 letters, digits, '-' or '_'"
             )
         if kid in keys:
-            raise KeyRingError(f"FINTECH_ENCRYPTION_KEYS names kid {kid!r} twice")
+            raise KeyRingError(f"{setting} names kid {kid!r} twice")
         try:
             keys[kid] = decode_key(encoded, min_bytes=KEY_BYTES, exact=True)
         except KeyRingError as error:
-            raise KeyRingError(f"FINTECH_ENCRYPTION_KEYS key {kid!r}: {error}") from None
+            raise KeyRingError(f"{setting} key {kid!r}: {error}") from None
     return KeyRing(active_kid=next(iter(keys)), keys=MappingProxyType(keys))
 
 
@@ -140,6 +121,26 @@ def configuration_problems(encryption_keys: Iterable[str] | str, blind_index_key
     return problems
 
 
+def shared_key_ring_problems(
+    entries: Iterable[str] | str, *, setting: str, private_keys: Iterable[str] | str
+) -> list[str]:
+    """What production's start-up check reports about a key ring shared with an outside party
+    (the payment network): it must be set, well-formed, and hold none of the bank's own keys."""
+    if not [e for e in (entries.split(",") if isinstance(entries, str) else entries) if e.strip()]:
+        return [f"{setting} must hold the keys shared with the other party (kid:base64 of 32 bytes)"]
+    try:
+        ring = parse_key_ring(entries, setting=setting)
+    except KeyRingError as error:
+        return [str(error)]
+    try:
+        private = parse_key_ring(private_keys)
+    except KeyRingError:
+        return []  # reported by configuration_problems
+    if set(ring.keys.values()) & set(private.keys.values()):
+        return [f"{setting} must not hold one of the FINTECH_ENCRYPTION_KEYS"]
+    return []
+
+
 def generate_key() -> str:
     """A fresh 32-byte key in base64, for a `kid:key` entry or the blind-index secret."""
     return base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode("ascii")
@@ -150,13 +151,22 @@ def generate_key() -> str:
 
 def key_ring() -> KeyRing:
     """The key ring of the current settings (cached per value, so override_settings works)."""
-    configured = settings.FINTECH_ENCRYPTION_KEYS
+    return configured_key_ring(
+        settings.FINTECH_ENCRYPTION_KEYS,
+        setting="FINTECH_ENCRYPTION_KEYS",
+        dev_path=str(settings.FINTECH_DEV_ENCRYPTION_KEY_PATH),
+    )
+
+
+def configured_key_ring(configured: Iterable[str] | str, *, setting: str, dev_path: str) -> KeyRing:
+    """The key ring a `kid:key,...` setting holds or, when it is empty outside production, the
+    `dev` key of the file at `dev_path`, created once. Production refuses an empty setting."""
     entries = tuple(configured.split(",") if isinstance(configured, str) else configured)
     if any(e.strip() for e in entries):
-        return _parsed_key_ring(entries)
+        return _parsed_key_ring(entries, setting)
     if settings.PRODUCTION:
-        raise KeyRingError("FINTECH_ENCRYPTION_KEYS must be set in production")
-    return _dev_key_ring(str(settings.FINTECH_DEV_ENCRYPTION_KEY_PATH))
+        raise KeyRingError(f"{setting} must be set in production")
+    return _dev_key_ring(dev_path)
 
 
 def blind_index_secret() -> bytes:
@@ -176,8 +186,8 @@ def reset_caches() -> None:
 
 
 @lru_cache(maxsize=8)
-def _parsed_key_ring(entries: tuple[str, ...]) -> KeyRing:
-    return parse_key_ring(entries)
+def _parsed_key_ring(entries: tuple[str, ...], setting: str) -> KeyRing:
+    return parse_key_ring(entries, setting=setting)
 
 
 @lru_cache(maxsize=8)

@@ -8,8 +8,9 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from fintech.kafka.config import producer_config
 
-# topic, key, value, headers (values str or bytes): a plain tuple, built cheaply per record.
-Record = tuple[str, bytes, bytes, list[tuple[str, str | bytes | None]]]
+# topic, key, value, headers (values str or bytes): a plain tuple, built cheaply per record. A
+# dead letter keeps its original record's key and value, which Kafka allows to be null.
+Record = tuple[str, bytes | None, bytes | None, list[tuple[str, str | bytes | None]]]
 
 
 class DeliveryFailed(RuntimeError):

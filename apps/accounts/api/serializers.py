@@ -5,7 +5,10 @@ from typing import Any
 from rest_framework import serializers
 
 from apps.accounts.models import BankAccount
-from fintech.api.serializers import StrictInputSerializer
+from apps.accounts.selectors import NO_MONEY, AccountBalance
+from fintech.api.serializers import PeriodQuery, QueryInput, StrictInputSerializer
+
+STATEMENT_PAGE_SIZE = 50
 
 
 class AccountOpenInput(StrictInputSerializer):
@@ -17,7 +20,14 @@ class AccountStatusInput(StrictInputSerializer):
     reason = serializers.CharField(max_length=280, required=False, allow_blank=True, default="")
 
 
+class AccountListQuery(QueryInput):
+    customer_id = serializers.UUIDField(required=False)
+    status = serializers.CharField(required=False)
+
+
 class AccountOutput(serializers.ModelSerializer[BankAccount]):
+    # The balances come in the context, as `balances` (selectors.account_balances).
+
     balance = serializers.SerializerMethodField(help_text="Posted balance in minor units.")
     available_balance = serializers.SerializerMethodField(help_text="Posted balance minus holds, in minor units.")
 
@@ -36,17 +46,27 @@ class AccountOutput(serializers.ModelSerializer[BankAccount]):
         ]
         read_only_fields = fields
 
-    def _balance(self, account: BankAccount) -> Any:
-        balances = self.context.get("balances", {})
-        return balances.get(account.id)
+    def _balance(self, account: BankAccount) -> AccountBalance:
+        balances: dict[Any, AccountBalance] = self.context.get("balances", {})
+        return balances.get(account.id, NO_MONEY)
 
     def get_balance(self, account: BankAccount) -> int:
-        balance = self._balance(account)
-        return balance.balance if balance else 0
+        return self._balance(account).balance
 
     def get_available_balance(self, account: BankAccount) -> int:
-        balance = self._balance(account)
-        return balance.available if balance else 0
+        return self._balance(account).available
+
+
+class StatementQuery(PeriodQuery):
+    """`from` and `to` bound the posting times; `cursor` is the last line of the previous page;
+    `page_size` is clamped to 1..the view's `max_page_size` (in the context), not refused."""
+
+    period_names = ("posted_from", "posted_to")
+    cursor = serializers.IntegerField(required=False)
+    page_size = serializers.IntegerField(required=False, default=STATEMENT_PAGE_SIZE)
+
+    def validate_page_size(self, value: int) -> int:
+        return min(max(value, 1), int(self.context["max_page_size"]))
 
 
 class StatementLineOutput(serializers.Serializer[Any]):

@@ -3,9 +3,17 @@ alerts / screened (null when nothing was screened)."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+from typing import Any
+
 from rest_framework import serializers
 
 from fintech.api.serializers import StrictInputSerializer
+from fintech.errors import ValidationFailed
+
+# A summary reads at most this many days: a year and a day covers any report a person asks for.
+MAX_DAYS = 366
+DEFAULT_DAYS = 30
 
 
 class SummaryInput(StrictInputSerializer):
@@ -18,6 +26,20 @@ class SummaryInput(StrictInputSerializer):
             required=False, help_text="First day (UTC). Default: 29 days before `to`."
         )
         return fields
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, date]:
+        """The period as `day_from` and `day_to`, both inclusive; `today` comes in the context."""
+        day_to: date = attrs.get("to") or self.context["today"]
+        day_from: date = attrs.get("from") or day_to - timedelta(days=DEFAULT_DAYS - 1)
+        if day_from > day_to:
+            raise ValidationFailed("from must not be after to.", errors={"from": ["Must be on or before to."]})
+        if (day_to - day_from).days >= MAX_DAYS:
+            raise ValidationFailed(
+                f"A summary covers at most {MAX_DAYS} days.",
+                code="period_too_long",
+                errors={"from": ["Period too long."]},
+            )
+        return {"day_from": day_from, "day_to": day_to}
 
 
 class CountVolume(serializers.Serializer[dict[str, int]]):
@@ -33,9 +55,22 @@ class TransferFigures(serializers.Serializer[dict[str, object]]):
 
 
 class PaymentFigures(serializers.Serializer[dict[str, object]]):
+    """Outbound payments as the payments context booked them (not the network's raw answers)."""
+
     initiated = CountVolume()
-    settled = CountVolume()
-    returned = CountVolume()
+    review = CountVolume(help_text="Held by the screening for an analyst.")
+    settled = CountVolume(help_text="Settled by the network: the money left the bank.")
+    returned = CountVolume(help_text="Returned by the network: the money came back to the customer.")
+    failed = CountVolume(
+        help_text="Never sent: rejected by the screening or its review, or its account was blocked or closed meanwhile."
+    )
+
+
+class CreditFigures(serializers.Serializer[dict[str, object]]):
+    """Credits from other banks for our customers."""
+
+    credited = CountVolume(help_text="Booked to the customer's account.")
+    returned = CountVolume(help_text="Refused by the bank (no such account, closed, blocked, another currency).")
 
 
 class FraudDecisions(serializers.Serializer[dict[str, int]]):
@@ -63,6 +98,7 @@ class CurrencyFigures(serializers.Serializer[dict[str, object]]):
     transfers = TransferFigures()
     deposits = CountVolume()
     payments = PaymentFigures()
+    credits = CreditFigures()
     fraud = FraudFigures()
 
 

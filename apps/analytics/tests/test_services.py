@@ -81,31 +81,51 @@ def test_events_without_a_business_fact_count_nothing():
     assert not OutboxEvent.objects.exists()
 
 
-def test_the_networks_answer_takes_its_money_from_the_payment_and_waits_for_it():
-    payment = str(uuid.uuid4())
-    processed = event("payment.processed", payment_id=payment, status="returned", return_reason="closed account")
-    with pytest.raises(SubjectNotYetKnown):
-        services.facts_record(events=[processed])
-    initiated = event("payment.initiated", payment_id=payment, amount=4_200, currency="EUR")
-    services.facts_record(events=[initiated])
-    services.facts_record(events=[processed])
-    # Both in one batch, in either order, works too.
-    other = str(uuid.uuid4())
+def test_payments_are_counted_from_what_the_bank_booked_each_with_its_own_money():
+    payment, other, credit = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    # Out of order (the outcome before the payment's initiation): nothing to wait for.
+    services.facts_record(events=[event("payment.settled", payment_id=payment, amount=4_200, currency="EUR")])
     services.facts_record(
         events=[
-            event("payment.processed", payment_id=other, status="settled", return_reason=None),
+            event("payment.initiated", payment_id=payment, amount=4_200, currency="EUR"),
             event("payment.initiated", payment_id=other, amount=800, currency="EUR"),
+            event("payment.held_for_review", payment_id=other, amount=800, currency="EUR"),
+            event("payment.failed", payment_id=other, amount=800, currency="EUR", failure_code="review_expired"),
+            event("payment.returned", payment_id=str(uuid.uuid4()), amount=300, currency="EUR", return_reason="AC04"),
+            event("payment.credited", credit_id=credit, amount=7_000, currency="BRL"),
+            event("payment.credit_returned", credit_id=str(uuid.uuid4()), amount=50, currency="BRL"),
         ]
     )
     assert figures() == {
         (date(2026, 3, 1), "payments.initiated", "EUR"): (2, 5_000),
-        (date(2026, 3, 1), "payments.returned", "EUR"): (1, 4_200),
-        (date(2026, 3, 1), "payments.settled", "EUR"): (1, 800),
+        (date(2026, 3, 1), "payments.review", "EUR"): (1, 800),
+        (date(2026, 3, 1), "payments.settled", "EUR"): (1, 4_200),
+        (date(2026, 3, 1), "payments.returned", "EUR"): (1, 300),
+        (date(2026, 3, 1), "payments.failed", "EUR"): (1, 800),
+        (date(2026, 3, 1), "credits.credited", "BRL"): (1, 7_000),
+        (date(2026, 3, 1), "credits.returned", "BRL"): (1, 50),
     }
+    assert Fact.objects.get(metric="credits.credited").subject_id == credit
 
 
-def test_review_outcomes_take_the_money_of_the_alert():
+def test_the_networks_messages_are_no_facts():
+    """The network's answer and credit say what the network claims; the bank may refuse to book
+    them. Only what the payments context booked counts (and analytics does not even read them)."""
+    payment = str(uuid.uuid4())
+    services.facts_record(events=[event("payment.initiated", payment_id=payment, amount=4_200, currency="EUR")])
+    answer = event("payment.processed", payment_id=payment, status="settled", amount=4_200, currency="EUR")
+    credit = event("payment.received", end_to_end_id="E8888888820260301235912345678901", amount=10, currency="BRL")
+    assert services.facts_record(events=[answer, credit]) == []
+    assert Fact.objects.count() == 1
+    read = {sub.event_type for sub in bus.all_subscriptions() if sub.context == "analytics"}
+    assert not read & {"payment.processed", "payment.received"}
+
+
+def test_review_outcomes_take_the_money_of_the_alert_and_wait_for_it():
     transfer = str(uuid.uuid4())
+    early = event("fraud.review_decided", subject_id=str(uuid.uuid4()), decision="approved")
+    with pytest.raises(SubjectNotYetKnown):
+        services.facts_record(events=[early])
     services.facts_record(
         events=[
             event("fraud.screened", subject_id=transfer, decision="review", amount=9_900, currency="BRL"),
@@ -137,9 +157,9 @@ def test_rebuilding_gives_the_same_figures():
     assert len(steps) == 6
 
 
-def test_analytics_reads_every_event_but_its_own():
+def test_analytics_reads_every_event_of_the_bank_but_its_own():
     subscribed = {sub.event_type for sub in bus.all_subscriptions() if sub.context == "analytics"}
-    assert subscribed == set(known_types()) - {OWN_EVENT}
+    assert subscribed == set(known_types()) - {OWN_EVENT, "payment.processed", "payment.received"}
     assert all(not sub.same_unit_of_work for sub in bus.all_subscriptions() if sub.context == "analytics")
 
 

@@ -1,21 +1,15 @@
-"""What the customers API reads and answers.
-
-Personal data in answers: the document and the phone are always masked. The e-mail and the
-birth date appear whole only when one customer is read (`GET /customers/{id}`, by staff or by
-the customer itself); lists and the answers to commands carry the masked e-mail and no birth
-date, because those answers are stored (the Idempotency-Key replay store) and copied into
-client logs, and a list is a bulk export waiting to happen.
-"""
+"""What the customers API reads and answers. The document and phone are always masked; the
+e-mail and birth date appear whole only in one customer read by staff or by the customer itself
+(docs/architecture.md, "Personal data", says why)."""
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 from rest_framework import serializers
 
 from apps.customers.models import Customer
-from fintech.api.serializers import StrictInputSerializer
+from fintech.api.serializers import QueryInput, StrictInputSerializer
 
 
 class CustomerCreateInput(StrictInputSerializer):
@@ -47,6 +41,10 @@ class CustomerRejectInput(StrictInputSerializer):
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
+class CustomerListQuery(QueryInput):
+    status = serializers.CharField(required=False)
+
+
 class CustomerOutput(serializers.ModelSerializer[Customer]):
     """A customer in a list or in the answer to a command: personal data masked."""
 
@@ -75,10 +73,6 @@ class CustomerOutput(serializers.ModelSerializer[Customer]):
             "erased_at",
         ]
         read_only_fields = fields
-
-    def to_representation(self, instance: Customer) -> dict[str, Any]:
-        data: dict[str, Any] = super().to_representation(instance)
-        return data
 
 
 class CustomerDetailOutput(CustomerOutput):

@@ -5,7 +5,6 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,26 +14,14 @@ from apps.customers import selectors, services
 from apps.customers.api.serializers import (
     CustomerCreateInput,
     CustomerDetailOutput,
+    CustomerListQuery,
     CustomerOutput,
     CustomerRejectInput,
 )
+from apps.customers.errors import CustomerNotFound
 from apps.customers.models import Customer
 from fintech.api.idempotency import idempotent
-from fintech.auth.permissions import require_customer_access
-from fintech.auth.principal import Principal
-
-
-def _principal(request: Request) -> Principal:
-    principal = request.user
-    assert isinstance(principal, Principal)  # HasRequiredScopes let only principals through
-    return principal
-
-
-def _staff_only(request: Request, action: str) -> Principal:
-    principal = _principal(request)
-    if principal.is_customer:
-        raise PermissionDenied(f"A customer's token cannot {action}.", code="staff_only")
-    return principal
+from fintech.auth.permissions import customer_scope, require_customer_access, require_staff
 
 
 class CustomerListCreateView(GenericAPIView[Customer]):
@@ -47,11 +34,9 @@ class CustomerListCreateView(GenericAPIView[Customer]):
         responses=CustomerOutput(many=True),
     )
     def get(self, request: Request) -> Response:
-        principal = _principal(request)
-        customers = selectors.customer_list(
-            status=request.query_params.get("status") or None,
-            only_customer_id=principal.customer_id if principal.is_customer else None,
-        )
+        query = CustomerListQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        customers = selectors.customer_list(**query.validated_data, only_customer_id=customer_scope(request))
         page = self.paginate_queryset(customers)
         return self.get_paginated_response(CustomerOutput(page, many=True).data)
 
@@ -63,7 +48,7 @@ class CustomerListCreateView(GenericAPIView[Customer]):
     )
     @idempotent(required=False)
     def post(self, request: Request) -> Response:
-        _staff_only(request, "onboard customers")
+        require_staff(request, action="onboard customers")
         payload = CustomerCreateInput(data=request.data)
         payload.is_valid(raise_exception=True)
         customer = services.customer_create(**payload.validated_data)
@@ -78,7 +63,7 @@ class CustomerDetailView(APIView):
         require_customer_access(request, customer_id)
         customer = selectors.customer_get(customer_id=customer_id)
         if customer is None:
-            raise services.CustomerNotFound(f"No customer {customer_id}.")
+            raise CustomerNotFound(f"No customer {customer_id}.")
         return Response(CustomerDetailOutput(customer).data)
 
 
@@ -87,7 +72,7 @@ class CustomerVerifyView(APIView):
 
     @extend_schema(operation_id="customers_verify", request=None, responses=CustomerOutput)
     def post(self, request: Request, customer_id: uuid.UUID) -> Response:
-        reviewer = _staff_only(request, "take KYC decisions")
+        reviewer = require_staff(request, action="take KYC decisions")
         customer = services.customer_verify(customer_id=customer_id, reviewer=reviewer.subject)
         return Response(CustomerOutput(customer).data)
 
@@ -97,7 +82,7 @@ class CustomerRejectView(APIView):
 
     @extend_schema(operation_id="customers_reject", request=CustomerRejectInput, responses=CustomerOutput)
     def post(self, request: Request, customer_id: uuid.UUID) -> Response:
-        reviewer = _staff_only(request, "take KYC decisions")
+        reviewer = require_staff(request, action="take KYC decisions")
         payload = CustomerRejectInput(data=request.data if request.data else {})
         payload.is_valid(raise_exception=True)
         data: dict[str, Any] = payload.validated_data
@@ -118,6 +103,6 @@ class CustomerEraseView(APIView):
         ),
     )
     def post(self, request: Request, customer_id: uuid.UUID) -> Response:
-        staff = _staff_only(request, "erase customers")
+        staff = require_staff(request, action="erase customers")
         customer = services.customer_erase(customer_id=customer_id, erased_by=staff.subject)
         return Response(CustomerOutput(customer).data)

@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import FieldError
 from django.db import connection
 
-from apps.customers import public, selectors, services
+from apps.customers import errors, public, selectors, services
 from apps.customers.models import Customer
 from fintech.errors import ValidationFailed
 from outbox.models import OutboxEvent
@@ -48,7 +48,7 @@ def test_create_normalizes_and_publishes_customer_created_without_personal_data(
 
 def test_duplicate_document_is_a_conflict_and_writes_nothing():
     make_customer()
-    with pytest.raises(services.DuplicateDocument):
+    with pytest.raises(errors.DuplicateDocument):
         make_customer("52998224725")
     assert Customer.objects.count() == 1
     assert OutboxEvent.objects.count() == 1
@@ -67,7 +67,7 @@ def test_verify_then_reject_is_refused():
     verified = services.customer_verify(customer_id=customer.id, reviewer="kyc-1")
     assert verified.status == "verified"
     assert verified.kyc_reviewed_by == "kyc-1"
-    with pytest.raises(services.KycAlreadyDecided):
+    with pytest.raises(errors.KycAlreadyDecided):
         services.customer_reject(customer_id=customer.id, reviewer="kyc-2", reason="late")
     assert list(OutboxEvent.objects.values_list("event_type", flat=True)) == ["customer.created", "customer.verified"]
 
@@ -169,5 +169,5 @@ def test_a_second_erasure_changes_nothing():
 def test_erasing_an_unknown_customer_is_refused():
     import uuid
 
-    with pytest.raises(services.CustomerNotFound):
+    with pytest.raises(errors.CustomerNotFound):
         services.customer_erase(customer_id=uuid.uuid4(), erased_by="dpo-1")

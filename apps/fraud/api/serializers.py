@@ -3,7 +3,15 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from apps.fraud.models import Alert, FiredRule
-from fintech.api.serializers import StrictInputSerializer
+from apps.fraud.rules import CATALOGUE
+from fintech.api.serializers import PeriodQuery, StrictInputSerializer
+
+
+class AlertListQuery(PeriodQuery):
+    period_names = ("raised_from", "raised_to")
+    status = serializers.ChoiceField(choices=Alert.Status.values, required=False)
+    account_id = serializers.UUIDField(required=False)
+    rule = serializers.ChoiceField(choices=list(CATALOGUE), required=False)
 
 
 class ReviewDecisionInput(StrictInputSerializer):

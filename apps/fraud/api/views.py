@@ -4,31 +4,21 @@ import uuid
 from collections.abc import Callable
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.audit import public as audit
 from apps.fraud import selectors, services
-from apps.fraud.api.serializers import AlertOutput, ReviewDecisionInput
+from apps.fraud.api.serializers import AlertListQuery, AlertOutput, ReviewDecisionInput
 from apps.fraud.models import Alert
 from apps.fraud.rules import CATALOGUE
 from fintech.api.idempotency import idempotent
 from fintech.api.pagination import BankCursorPagination
-from fintech.api.query import period_params, uuid_param
-from fintech.auth.permissions import current_principal
-from fintech.auth.principal import Principal
-from fintech.errors import ValidationFailed
+from fintech.auth.permissions import require_staff
 
-
-def _analyst(request: Request) -> Principal:
-    """Alerts and reviews are the back office's: a customer's token never, whatever its scopes."""
-    principal = current_principal(request)
-    if principal.is_customer:
-        raise PermissionDenied("Fraud alerts and reviews are for the bank's analysts.", code="staff_only")
-    return principal
+# Alerts and reviews are the back office's: a customer's token never, whatever its scopes.
+ANALYSTS_ONLY = "see fraud alerts or decide reviews"
 
 
 class AlertPagination(BankCursorPagination):
@@ -58,25 +48,10 @@ class AlertListView(GenericAPIView[Alert]):
         responses=AlertOutput(many=True),
     )
     def get(self, request: Request) -> Response:
-        _analyst(request)
-        params = request.query_params
-        status = params.get("status") or None
-        if status is not None and status not in Alert.Status.values:
-            raise ValidationFailed(
-                f"status is one of {', '.join(Alert.Status.values)}.", errors={"status": ["Unknown status."]}
-            )
-        rule = params.get("rule") or None
-        if rule is not None and rule not in CATALOGUE:
-            raise ValidationFailed(f"rule is one of {', '.join(CATALOGUE)}.", errors={"rule": ["Unknown rule."]})
-        raised_from, raised_to = period_params(params.get("from"), params.get("to"))
-        alerts = selectors.alert_list(
-            status=status,
-            account_id=uuid_param(params.get("account_id"), "account_id"),
-            rule=rule,
-            raised_from=raised_from,
-            raised_to=raised_to,
-        )
-        page = self.paginate_queryset(alerts)
+        require_staff(request, action=ANALYSTS_ONLY)
+        query = AlertListQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        page = self.paginate_queryset(selectors.alert_list(**query.validated_data))
         return self.get_paginated_response(AlertOutput(page, many=True).data)
 
 
@@ -87,13 +62,13 @@ class ReviewDecisionView(APIView):
     required_scopes = {"POST": ("fraud:review",)}
 
     def decide(self, request: Request, transfer_id: uuid.UUID, command: Decide) -> Response:
-        analyst = _analyst(request)
+        analyst = require_staff(request, action=ANALYSTS_ONLY)
         payload = ReviewDecisionInput(data=request.data if request.data else {})
         payload.is_valid(raise_exception=True)
         alert = command(
             subject_id=transfer_id,
             decided_by=analyst.subject,
-            decider_kind=audit.principal_type(analyst),
+            decider_kind=analyst.kind,
             reason=payload.validated_data["reason"],
         )
         decided = selectors.alert_of(subject_id=transfer_id) or alert

@@ -1,5 +1,6 @@
 """Commands of the ledger, by topic: the chart of accounts (`chart`), posting journal
-transactions (`posting`) and holds on money in flight (`holds`)."""
+transactions (`posting`), holds on money in flight (`holds`), and money to and from other banks
+through clearing and settlement (`clearing`)."""
 
 from apps.ledger.services.chart import (
     SYSTEM_PURPOSES,
@@ -8,6 +9,12 @@ from apps.ledger.services.chart import (
     ledger_account_open,
     system_account,
     system_account_code,
+)
+from apps.ledger.services.clearing import (
+    payment_credit,
+    payment_return,
+    payment_settle,
+    payments_to_clearing,
 )
 from apps.ledger.services.holds import (
     HoldPosting,
@@ -45,6 +52,10 @@ __all__ = [
     "holds_post",
     "journal_reverse",
     "ledger_account_open",
+    "payment_credit",
+    "payment_return",
+    "payment_settle",
+    "payments_to_clearing",
     "post_transaction",
     "post_transactions",
     "system_account",

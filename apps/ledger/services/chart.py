@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from apps.ledger.errors import InvalidPosting, LedgerAccountNotFound
 from apps.ledger.models import LedgerAccount, Side
-from fintech.money import CURRENCY_EXPONENTS
+from apps.ledger.models import system_account_code as system_account_code
+from fintech.money import is_known_currency
 
 SYSTEM_PURPOSES: dict[str, tuple[str, str, bool]] = {
     # purpose: (type, normal side, may go negative)
@@ -19,10 +20,6 @@ SYSTEM_PURPOSES: dict[str, tuple[str, str, bool]] = {
     "fees": (LedgerAccount.Type.INCOME, Side.CREDIT, True),
     "suspense": (LedgerAccount.Type.LIABILITY, Side.CREDIT, True),
 }
-
-
-def system_account_code(purpose: str, currency: str) -> str:
-    return f"system:{purpose}:{currency}"
 
 
 def customer_account_code(owner_ref: uuid.UUID) -> str:
@@ -41,7 +38,7 @@ def ledger_account_open(
     is_system: bool = False,
     now: datetime | None = None,
 ) -> LedgerAccount:
-    if currency not in CURRENCY_EXPONENTS:
+    if not is_known_currency(currency):
         raise InvalidPosting(f"Unknown currency {currency!r}.")
     now = now or timezone.now()
     account, _ = LedgerAccount.objects.get_or_create(

@@ -17,16 +17,17 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.ledger.errors import (
+    CurrencyMismatch,
     HoldNotActive,
     HoldNotFound,
     InsufficientFunds,
     InvalidPosting,
     LedgerAccountNotFound,
-    LedgerCurrencyMismatch,
 )
 from apps.ledger.models import Hold, JournalTransaction, LedgerAccount, Side
 from apps.ledger.services.posting import Book, JournalRequest, Posting
 from fintech.errors import DomainError
+from fintech.money import is_minor_units
 from fintech.sql import update_rows
 from outbox.unit_of_work import unit_of_work
 
@@ -58,7 +59,7 @@ RETURNING account_id
 
 def hold_place(*, owner_ref: uuid.UUID, amount: int, currency: str, hold_key: str, now: datetime | None = None) -> Hold:
     """Set `amount` aside on the account. Placing the same hold key again returns the first."""
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+    if not is_minor_units(amount):
         raise InvalidPosting("A hold is a positive whole number of minor units.")
     now = now or timezone.now()
     if not connection.in_atomic_block:
@@ -94,7 +95,7 @@ def hold_place(*, owner_ref: uuid.UUID, amount: int, currency: str, hold_key: st
     if account is None:
         raise LedgerAccountNotFound(f"No ledger account backs account {owner_ref}.")
     if account.currency != currency:
-        raise LedgerCurrencyMismatch(f"The account holds {account.currency}, not {currency}.")
+        raise CurrencyMismatch(f"The account holds {account.currency}, not {currency}.")
     raise InsufficientFunds("The available balance does not cover this amount.")
 
 
@@ -112,7 +113,7 @@ def holds_place(requests: Sequence[HoldRequest], *, now: datetime | None = None)
     """Place many holds together, each refused or placed on its own: four statements, however
     many (lock the accounts in id order, read the keys already held, insert the holds, update
     what the accounts hold). Per request, in order: the hold (the one placed earlier under the
-    same key, if any), or the refusal (`InsufficientFunds`, `LedgerCurrencyMismatch`,
+    same key, if any), or the refusal (`InsufficientFunds`, `CurrencyMismatch`,
     `LedgerAccountNotFound`, `InvalidPosting`). Holds on one account are taken in order, each
     against what the earlier ones left available."""
     now = now or timezone.now()
@@ -148,12 +149,12 @@ def holds_place(requests: Sequence[HoldRequest], *, now: datetime | None = None)
 
 
 def _hold_in_memory(request: HoldRequest, account: LedgerAccount | None, now: datetime) -> Hold | DomainError:
-    if isinstance(request.amount, bool) or not isinstance(request.amount, int) or request.amount <= 0:
+    if not is_minor_units(request.amount):
         return InvalidPosting("A hold is a positive whole number of minor units.")
     if account is None:
         return LedgerAccountNotFound(f"No ledger account backs account {request.owner_ref}.")
     if account.currency != request.currency:
-        return LedgerCurrencyMismatch(f"The account holds {account.currency}, not {request.currency}.")
+        return CurrencyMismatch(f"The account holds {account.currency}, not {request.currency}.")
     if not account.allow_negative and account.balance - account.held < request.amount:
         return InsufficientFunds("The available balance does not cover this amount.")
     account.held += request.amount

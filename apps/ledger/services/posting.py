@@ -20,18 +20,18 @@ from django.utils import timezone
 
 from apps.ledger.errors import (
     AlreadyReversed,
+    CurrencyMismatch,
     HoldNotActive,
     InsufficientFunds,
     InvalidPosting,
     LedgerAccountNotFound,
-    LedgerCurrencyMismatch,
     UnbalancedTransaction,
 )
 from apps.ledger.events import LedgerEntryWritten
 from apps.ledger.models import Hold, JournalEntry, JournalTransaction, LedgerAccount, Side
 from apps.ledger.services.chart import account_of, system_account
 from fintech.events import rfc3339
-from fintech.money import CURRENCY_EXPONENTS
+from fintech.money import is_known_currency, is_minor_units
 from fintech.sql import insert_rows, update_rows
 from outbox.publisher import publish
 from outbox.unit_of_work import unit_of_work
@@ -65,11 +65,11 @@ def validate_request(request: JournalRequest) -> None:
         raise InvalidPosting(f"Unknown journal transaction kind {request.kind!r}.")
     totals: dict[str, int] = defaultdict(int)
     for posting in request.postings:
-        if isinstance(posting.amount, bool) or not isinstance(posting.amount, int) or posting.amount <= 0:
+        if not is_minor_units(posting.amount):
             raise InvalidPosting("Every entry amount is a positive whole number of minor units.")
         if posting.side not in (Side.DEBIT, Side.CREDIT):
             raise InvalidPosting(f"Unknown entry side {posting.side!r}.")
-        if posting.currency not in CURRENCY_EXPONENTS:
+        if not is_known_currency(posting.currency):
             raise InvalidPosting(f"Unknown currency {posting.currency!r}.")
         totals[posting.currency] += posting.amount if posting.side == Side.DEBIT else -posting.amount
     unbalanced = {currency: total for currency, total in totals.items() if total}
@@ -136,7 +136,7 @@ class Book:
             if account is None:
                 raise LedgerAccountNotFound(f"No ledger account {posting.account_id}.")
             if account.currency != posting.currency:
-                raise LedgerCurrencyMismatch(f"{account.code} holds {account.currency}, not {posting.currency}.")
+                raise CurrencyMismatch(f"{account.code} holds {account.currency}, not {posting.currency}.")
             account.balance += posting.amount if posting.side == account.normal_side else -posting.amount
             changed[account.id] = account
             entries.append(

@@ -13,12 +13,12 @@ from django.test.utils import CaptureQueriesContext
 from apps.ledger import services
 from apps.ledger.errors import (
     AlreadyReversed,
+    CurrencyMismatch,
     HoldNotActive,
     HoldNotFound,
     InsufficientFunds,
     InvalidPosting,
     LedgerAccountNotFound,
-    LedgerCurrencyMismatch,
     UnbalancedTransaction,
 )
 from apps.ledger.models import Hold, JournalEntry, JournalTransaction, LedgerAccount, Side
@@ -262,7 +262,7 @@ def test_a_posting_in_another_currency_than_its_account_is_refused():
         ],
     )
     before = snapshot()
-    with pytest.raises(LedgerCurrencyMismatch) as refusal:
+    with pytest.raises(CurrencyMismatch) as refusal:
         services.post_transaction(request)
     assert refusal.value.code == "currency_mismatch"
     assert snapshot() == before
@@ -299,18 +299,19 @@ def test_money_on_hold_is_not_available_to_postings():
 
 
 def test_the_banks_own_accounts_may_go_negative():
-    clearing = LedgerAccount.objects.get(code="system:clearing:EUR")
+    # Suspense, not clearing: clearing must hold exactly the payments in the network's hands.
+    suspense = LedgerAccount.objects.get(code="system:suspense:EUR")
     services.post_transaction(
         JournalRequest(
             posting_key="adjustment:eur",
             kind=JournalTransaction.Kind.ADJUSTMENT,
             postings=[
-                Posting(account_id=clearing.id, side=DEBIT, amount=5, currency="EUR"),
+                Posting(account_id=suspense.id, side=DEBIT, amount=5, currency="EUR"),
                 Posting(account_id=settlement("EUR").id, side=CREDIT, amount=5, currency="EUR"),
             ],
         )
     )
-    assert balances(clearing, settlement("EUR")) == [(-5, 0), (-5, 0)]
+    assert balances(suspense, settlement("EUR")) == [(-5, 0), (-5, 0)]
     report = reconcile_ledger()
     assert report.ok, report.problems
     assert report.totals_by_currency["EUR"] == 0
@@ -384,7 +385,7 @@ def test_a_hold_beyond_the_available_balance_is_refused():
         (0, "BRL", InvalidPosting),
         (-1, "BRL", InvalidPosting),
         (True, "BRL", InvalidPosting),
-        (10, "USD", LedgerCurrencyMismatch),
+        (10, "USD", CurrencyMismatch),
     ],
 )
 def test_an_invalid_hold_is_refused(amount, currency, error):

@@ -3,6 +3,11 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from apps.notifications.models import Notification
+from fintech.api.serializers import QueryInput
+
+
+class NotificationListQuery(QueryInput):
+    customer_id = serializers.UUIDField(required=False)
 
 
 class NotificationOutput(serializers.ModelSerializer[Notification]):

@@ -8,9 +8,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.notifications import selectors
-from apps.notifications.api.serializers import NotificationOutput
+from apps.notifications.api.serializers import NotificationListQuery, NotificationOutput
 from apps.notifications.models import Notification
-from fintech.auth.permissions import current_principal, require_customer_access
+from fintech.auth.permissions import customer_scope, require_customer_access
 from fintech.errors import ValidationFailed
 
 
@@ -32,14 +32,9 @@ class NotificationListView(GenericAPIView[Notification]):
         description="What was sent to a customer, on which channel, with its delivery status and attempts.",
     )
     def get(self, request: Request) -> Response:
-        principal = current_principal(request)
-        raw = request.query_params.get("customer_id")
-        try:
-            customer_id = uuid.UUID(raw) if raw else None
-        except ValueError:
-            raise ValidationFailed("customer_id must be a UUID.", errors={"customer_id": ["Must be a UUID."]}) from None
-        if customer_id is None and principal.is_customer:
-            customer_id = principal.customer_id
+        query = NotificationListQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        customer_id = query.validated_data.get("customer_id") or customer_scope(request)
         if customer_id is None:
             raise ValidationFailed("customer_id is required.", errors={"customer_id": ["This field is required."]})
         require_customer_access(request, customer_id)

@@ -5,19 +5,20 @@ contexts: tests/test_notifications_and_analytics.py plays those scenarios.)"""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from django.utils import timezone
 
 from apps.notifications import services
-from apps.notifications.errors import PaymentNotYetKnown
-from apps.notifications.models import Notification, PaymentOrder
-from fintech.events import rfc3339
+from apps.notifications.models import Notification
+from fintech import bus
+from fintech.events import ReceivedEvent, rfc3339
 from outbox.dispatcher import deliver, dispatch, received_from_envelope
 from outbox.models import OutboxEvent
 from outbox.publisher import publish
 from outbox.unit_of_work import unit_of_work
-from tests.contracts import FraudAlert, PaymentInitiated, PaymentProcessed
+from tests.contracts import FraudAlert, PaymentProcessed
 
 pytestmark = pytest.mark.django_db
 
@@ -76,36 +77,64 @@ def test_without_a_back_office_mailbox_an_alert_records_nothing(settings):
     assert not Notification.objects.exists()
 
 
-def test_the_networks_answer_waits_for_the_payment_it_answers():
-    payment_id = str(uuid.uuid4())
+def booked(event_type: str, **data) -> ReceivedEvent:
+    """An event of the payments context as its schema has it (its code is another context's)."""
+    customer_id, account_id = str(uuid.uuid4()), str(uuid.uuid4())
+    return ReceivedEvent(
+        id=uuid.uuid4(),
+        type=event_type,
+        version=1,
+        source="/fintech/payments",
+        subject=account_id,
+        time=timezone.now(),
+        data={"customer_id": customer_id, "account_id": account_id, "amount": 123_456, "currency": "BRL", **data},
+    )
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "notice", "category"),
+    [
+        ("payment.settled", {"settled_at": "2026-03-01T15:30:00Z"}, "payment_settled", "activity"),
+        (
+            "payment.returned",
+            {"return_reason": "AC04 closed account number", "returned_at": "2026-03-01T15:30:00Z"},
+            "payment_returned",
+            "security",
+        ),
+        (
+            "payment.failed",
+            {"failure_code": "fraud_rejected", "failed_at": "2026-03-01T15:30:00Z"},
+            "payment_failed",
+            "security",
+        ),
+        ("payment.held_for_review", {"held_at": "2026-03-01T15:30:00Z"}, "payment_in_review", "security"),
+        ("payment.credited", {"credited_at": "2026-03-01T15:30:00Z"}, "credit_received", "activity"),
+    ],
+)
+def test_a_booked_payment_event_tells_the_customer_it_names_with_nothing_before_it(event_type, data, notice, category):
+    event = booked(event_type, **data)
+    [told] = services.notices_of([event])
+    assert (told.notice, told.category, told.customer_id) == (notice, category, uuid.UUID(event.data["customer_id"]))
+    assert (told.facts["amount"], told.facts["currency"]) == (123_456, "BRL")
+    assert told.facts["moment"] == datetime(2026, 3, 1, 15, 30, tzinfo=UTC)
+    assert told.facts["return_reason"] == data.get("return_reason", "")
+    assert told.facts["failure_code"] == data.get("failure_code", "")
+
+
+def test_the_networks_raw_answer_tells_nobody():
+    """`payment.processed` is what the network says, which the bank may refuse to book: only what
+    the payments context booked is told."""
+    assert not [sub for sub in bus.subscriptions_for("payment.processed") if sub.context == "notifications"]
     processed = PaymentProcessed(
-        payment_id=payment_id,
-        status="settled",
+        payment_id=str(uuid.uuid4()),
+        status="returned",
         network_reference="NET-1",
-        return_reason=None,
+        return_reason="AC04 closed account number",
         processed_at=rfc3339(timezone.now()),
     )
     with unit_of_work():
         publish(processed)
-    row = OutboxEvent.objects.get(event_type="payment.processed")
-    with pytest.raises(PaymentNotYetKnown):
-        services.notify(events=[received_from_envelope(row.envelope, row.headers)])
-
-    with unit_of_work():
-        publish(
-            PaymentInitiated(
-                payment_id=payment_id,
-                account_id=str(uuid.uuid4()),
-                customer_id=str(uuid.uuid4()),
-                amount=990,
-                currency="BRL",
-                beneficiary_ref="ben-1",
-                initiated_by_customer=True,
-                initiated_at=rfc3339(timezone.now()),
-            )
-        )
     dispatch()
-    order = PaymentOrder.objects.get(payment_id=payment_id)
-    assert (order.amount, order.currency) == (990, "BRL")
-    # Its customer is unknown to the customers context here: nobody to write to, and no error.
-    assert services.notify(events=[received_from_envelope(row.envelope, row.headers)]) == []
+    row = OutboxEvent.objects.get(event_type="payment.processed")
+    assert services.notices_of([received_from_envelope(row.envelope, row.headers)]) == []
+    assert not Notification.objects.exists()

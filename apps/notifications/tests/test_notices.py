@@ -68,3 +68,25 @@ def test_times_are_in_the_banks_time_zone_and_failures_in_words():
     sent = render("transfer_sent", "pt-BR", FACTS)
     assert "01/03/2026 12:30" in sent.body  # 15:30 UTC is 12:30 in São Paulo
     assert "Olá, Ana!" in sent.body
+
+
+@pytest.mark.parametrize(
+    ("failure_code", "pt_br", "en"),
+    [
+        ("fraud_rejected", "recusado pela análise de segurança", "refused by our security review"),
+        ("review_expired", "a análise de segurança não terminou a tempo", "our security review did not finish in time"),
+        ("account_blocked", "conta bloqueada", "account blocked"),
+        ("account_closed", "conta encerrada", "account closed"),
+    ],
+)
+def test_a_failed_payment_says_why_in_words(failure_code, pt_br, en):
+    facts = {**FACTS, "failure_code": failure_code}
+    assert f"({pt_br})" in render("payment_failed", "pt-BR", facts).body
+    assert f"({en})" in render("payment_failed", "en", facts).body
+
+
+def test_a_returned_payment_gives_the_networks_reason_and_a_credit_names_the_other_bank():
+    assert "(conta inexistente)" in render("payment_returned", "pt-BR", FACTS).body
+    credit = render("credit_received", "en", FACTS)
+    assert credit.subject == "You received R$1,234.56 from another bank"
+    assert "account ending 4321" in credit.body

@@ -13,6 +13,7 @@ from django.utils import timezone
 from apps.notifications import channels, services
 from apps.notifications.errors import NotificationNotResendable, UnknownChannel
 from apps.notifications.models import ChannelOptOut, Notification
+from apps.notifications.services import delivery
 from apps.notifications.tests.providers import push_provider, smtp_server
 
 pytestmark = pytest.mark.django_db
@@ -153,8 +154,8 @@ def test_a_crash_between_sending_and_recording_sends_again_under_the_same_key(we
 def test_two_workers_never_send_one_notification_at_once(webhook):
     notification = recorded(customer_id=uuid.uuid4())
     now = timezone.now()
-    assert services._lease(notification, now) is not None
-    assert services._lease(notification, now) is None  # the second worker finds it taken
+    assert delivery._lease(notification, now) is not None
+    assert delivery._lease(notification, now) is None  # the second worker finds it taken
 
 
 def test_a_resend_is_a_new_delivery_with_a_new_key(webhook):

@@ -5,22 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from apps.transactions.models import Deposit, Transfer
-from fintech.api.serializers import StrictInputSerializer
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """An integer that must arrive as a JSON integer: "100", 100.0 and true are refused, so a
-    client's float or string never turns silently into money."""
-
-    def to_internal_value(self, data: object) -> int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class MoneyInput(StrictInputSerializer):
-    amount = StrictIntegerField(help_text="Minor units: 1050 is 10.50.")
-    currency = serializers.RegexField(r"^[A-Z]{3}$", help_text="ISO 4217.")
+from fintech.api.serializers import MoneyInput, QueryInput, StrictInputSerializer
 
 
 class TransferInput(MoneyInput):
@@ -45,6 +30,11 @@ class TransferBatchInput(StrictInputSerializer):
 class DepositInput(MoneyInput):
     account_id = serializers.UUIDField()
     reference = serializers.CharField(max_length=120)
+
+
+class TransferListQuery(QueryInput):
+    account_id = serializers.UUIDField(required=False)
+    status = serializers.CharField(required=False)
 
 
 class TransferOutput(serializers.ModelSerializer[Transfer]):

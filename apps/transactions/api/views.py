@@ -4,7 +4,6 @@ import uuid
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,17 +16,14 @@ from apps.transactions.api.serializers import (
     TransferBatchInput,
     TransferBatchOutput,
     TransferInput,
+    TransferListQuery,
     TransferOutput,
 )
+from apps.transactions.errors import TransferNotFound
 from apps.transactions.models import Transfer
 from fintech.api.errors import domain_problem
-from fintech.api.idempotency import idempotent
-from fintech.auth.permissions import current_principal
-from fintech.errors import ValidationFailed
-
-IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, required=True, description="Required: one effect per key."
-)
+from fintech.api.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
+from fintech.auth.permissions import current_principal, customer_scope, require_staff
 
 
 def _transfer_status(transfer: Transfer) -> int:
@@ -52,17 +48,9 @@ class TransferListCreateView(GenericAPIView[Transfer]):
         responses=TransferOutput(many=True),
     )
     def get(self, request: Request) -> Response:
-        principal = current_principal(request)
-        raw_account = request.query_params.get("account_id")
-        try:
-            account_id = uuid.UUID(raw_account) if raw_account else None
-        except ValueError:
-            raise ValidationFailed("account_id must be a UUID.", errors={"account_id": ["Must be a UUID."]}) from None
-        transfers = selectors.transfer_list(
-            account_id=account_id,
-            status=request.query_params.get("status") or None,
-            customer_id=principal.customer_id if principal.is_customer else None,
-        )
+        query = TransferListQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        transfers = selectors.transfer_list(**query.validated_data, customer_id=customer_scope(request))
         page = self.paginate_queryset(transfers)
         return self.get_paginated_response(TransferOutput(page, many=True).data)
 
@@ -70,17 +58,16 @@ class TransferListCreateView(GenericAPIView[Transfer]):
         operation_id="transfers_create",
         request=TransferInput,
         responses={201: TransferOutput, 202: TransferOutput},
-        parameters=[IDEMPOTENCY_KEY],
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
     )
     @idempotent(required=True)
     def post(self, request: Request) -> Response:
-        principal = current_principal(request)
         payload = TransferInput(data=request.data)
         payload.is_valid(raise_exception=True)
         transfer = services.transfer_initiate(
             **payload.validated_data,
-            initiated_by=principal.subject,
-            on_behalf_of=principal.customer_id if principal.is_customer else None,
+            initiated_by=current_principal(request).subject,
+            on_behalf_of=customer_scope(request),
         )
         return _transfer_response(transfer)
 
@@ -100,13 +87,12 @@ class TransferBatchView(APIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        principal = current_principal(request)
         payload = TransferBatchInput(data=request.data)
         payload.is_valid(raise_exception=True)
         outcomes = services.transfers_initiate(
             requests=[services.TransferRequest(**item) for item in payload.validated_data["transfers"]],
-            initiated_by=principal.subject,
-            on_behalf_of=principal.customer_id if principal.is_customer else None,
+            initiated_by=current_principal(request).subject,
+            on_behalf_of=customer_scope(request),
         )
         results = []
         for outcome in outcomes:
@@ -124,12 +110,9 @@ class TransferDetailView(APIView):
 
     @extend_schema(operation_id="transfers_retrieve", responses=TransferOutput)
     def get(self, request: Request, transfer_id: uuid.UUID) -> Response:
-        principal = current_principal(request)
-        transfer = selectors.transfer_get(transfer_id=transfer_id)
-        if transfer is None or (
-            principal.is_customer and principal.customer_id not in (transfer.from_customer_id, transfer.to_customer_id)
-        ):
-            raise services.TransferNotFound(f"No transfer {transfer_id}.")
+        transfer = selectors.transfer_get(transfer_id=transfer_id, customer_id=customer_scope(request))
+        if transfer is None:
+            raise TransferNotFound(f"No transfer {transfer_id}.")
         return Response(TransferOutput(transfer).data)
 
 
@@ -140,14 +123,12 @@ class DepositCreateView(APIView):
         operation_id="deposits_create",
         request=DepositInput,
         responses={201: DepositOutput},
-        parameters=[IDEMPOTENCY_KEY],
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
     )
     @idempotent(required=True)
     def post(self, request: Request) -> Response:
-        principal = current_principal(request)
-        if principal.is_customer:
-            raise PermissionDenied("Deposits are made by the bank's tellers and cash-in systems.", code="staff_only")
+        teller = require_staff(request, action="make deposits (tellers and cash-in systems do)")
         payload = DepositInput(data=request.data)
         payload.is_valid(raise_exception=True)
-        deposit = services.deposit_make(**payload.validated_data, made_by=principal.subject)
+        deposit = services.deposit_make(**payload.validated_data, made_by=teller.subject)
         return Response(DepositOutput(deposit).data, status=status.HTTP_201_CREATED)

@@ -5,14 +5,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import pytest
-from rest_framework.exceptions import NotAuthenticated, NotFound
+from rest_framework.exceptions import NotAuthenticated, NotFound, PermissionDenied
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
-from fintech.auth.permissions import require_customer_access
+from fintech.auth.permissions import customer_scope, require_customer_access, require_staff
 from fintech.auth.tokens import issue_dev_token
 
 factory = APIRequestFactory()
@@ -184,3 +184,16 @@ def test_staff_token_reaches_any_customer() -> None:
 def test_customer_access_needs_an_authenticated_request() -> None:
     with pytest.raises(NotAuthenticated):
         require_customer_access(Request(factory.get("/x")), CUSTOMER)
+
+
+def test_a_customer_token_is_confined_to_its_customer_and_staff_to_none() -> None:
+    assert customer_scope(_authenticated_request(customer_id=CUSTOMER)) == CUSTOMER
+    assert customer_scope(_authenticated_request(customer_id=None)) is None
+
+
+def test_a_back_office_operation_refuses_a_customer_token_with_staff_only() -> None:
+    with pytest.raises(PermissionDenied) as refusal:
+        require_staff(_authenticated_request(customer_id=CUSTOMER), action="read the journal")
+    assert refusal.value.get_codes() == "staff_only"
+    assert str(refusal.value.detail) == "A customer's token cannot read the journal."
+    assert require_staff(_authenticated_request(customer_id=None), action="read the journal").customer_id is None

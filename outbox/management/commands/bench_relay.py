@@ -90,7 +90,7 @@ class Command(BaseCommand):
             OutboxEvent.objects.filter(event_type=BENCH_TYPE).delete()
         if shipped != events:
             raise CommandError(f"the relay shipped {shipped} of {events} events")
-        return round(shipped / relay_seconds), round(len(records) / raw_seconds), len(records[0][2])
+        return round(shipped / relay_seconds), round(len(records) / raw_seconds), len(records[0][2] or b"")
 
     def _write_events(self, count: int, size: int) -> list[OutboxEvent]:
         now = timezone.now()

@@ -1,32 +1,27 @@
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.ledger.reconciliation import reconcile_ledger
+from fintech.console import ProgressBar
 
 
 class Command(BaseCommand):
-    help = "Prove the books: balanced journal transactions, balances equal to their entries, zero-sum per currency."
+    help = (
+        "Prove the books: balanced journal transactions, balances equal to their entries, zero-sum per currency, "
+        "and clearing holding exactly the payments the network has not answered yet."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--chunk-size", type=int, default=20_000)
         parser.add_argument("--quiet", action="store_true", help="No progress bar.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        def progress(stage: str, done: int, total: int) -> None:
-            if options["quiet"]:
-                return
-            width = 30
-            filled = width * done // total if total else width
-            sys.stderr.write(f"\r{stage} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-            if done >= total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
-
-        report = reconcile_ledger(chunk_size=options["chunk_size"], progress=progress)
+        report = reconcile_ledger(
+            chunk_size=options["chunk_size"], progress=ProgressBar(self.stderr, quiet=options["quiet"])
+        )
         self.stdout.write(
             f"checked {report.journal_transactions_checked} journal transactions, {report.entries_checked} entries, "
             f"{report.accounts_checked} ledger accounts"

@@ -1,1 +1,0 @@
-"""The customers context reacts to no other context's events yet."""
