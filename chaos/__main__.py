@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rows = [runner.scenario(scenario) for scenario in chosen]
         finally:
-            runner.close()
+            runner.shutdown()
         say(f"{len(rows)} scenarios in {(time.monotonic() - started) / 60:.1f} min")
         from chaos import report
 

@@ -28,15 +28,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import close_old_connections, connections
 from django.db.models import Count, Max
 from django.utils import timezone
 
 from apps.ledger.models import JournalTransaction
 from apps.notifications.models import Notification
+from apps.payments.models import Payment
 from apps.transactions.models import Deposit, Transfer
 from chaos import topics
-from chaos.load import LoadReport
+from chaos.load import LoadReport, Operation
 from chaos.stack import say
 from fintech import bus
 from outbox.consumer import ConsumerRunner
@@ -66,6 +68,7 @@ class Row:
     faults: str
     requests: int = 0
     transfers: Counter[str] = field(default_factory=Counter)
+    payments: Counter[str] = field(default_factory=Counter)
     reconcile: str = ""
     events_written: int = 0
     events_on_kafka: int = 0
@@ -97,10 +100,22 @@ def scenario_transfers(accounts: list[str]) -> Any:
     return Transfer.objects.filter(from_account_id__in=accounts)
 
 
+def scenario_payments(accounts: list[str]) -> Any:
+    return Payment.objects.filter(account_id__in=accounts)
+
+
+def _topics_of(process: str) -> list[str] | None:
+    """The topics a consumer process is told to read (`--topics a,b`), where its command names them."""
+    argv = settings.FINTECH_PROCESSES.get(process, [])
+    return argv[argv.index("--topics") + 1].split(",") if "--topics" in argv else None
+
+
 def consumer_groups(processes: list[str]) -> dict[str, list[str]]:
     """The Kafka consumer groups the bank runs, and the topics each reads."""
     groups = [name.removeprefix("consumer-") for name in processes if name.startswith("consumer-")]
-    return {f"fintech.{group}": ConsumerRunner(group).topics for group in groups}
+    return {
+        f"fintech.{group}": ConsumerRunner(group, topics=_topics_of(f"consumer-{group}")).topics for group in groups
+    }
 
 
 def why_not_quiet(marks: Marks, accounts: list[str], groups: dict[str, list[str]]) -> str | None:
@@ -108,6 +123,9 @@ def why_not_quiet(marks: Marks, accounts: list[str], groups: dict[str, list[str]
     moving = scenario_transfers(accounts).exclude(status__in=Transfer.FINAL).count()
     if moving:
         return f"{moving} transfers not final"
+    paying = scenario_payments(accounts).exclude(status__in=Payment.FINAL).count()
+    if paying:
+        return f"{paying} payments not final"
     events = OutboxEvent.objects.filter(id__gt=marks.outbox_id)
     undispatched = events.filter(dispatched_at__isnull=True).count()
     unsent = events.filter(sent_at__isnull=True).count()
@@ -130,9 +148,11 @@ def wait_until_quiet(
     *,
     timeout: float,
     resolve_reviews: Callable[[list[str]], None],
+    tend: Callable[[], None] = lambda: None,
 ) -> str | None:
-    """Wait for the scenario's work to finish (approving transfers held for review, the way the
-    back office resumes them); None once it has, else what was still going on at `timeout`."""
+    """Wait for the scenario's work to finish (approving operations held for review, the way the
+    back office resumes them, and calling `tend` to keep the outside world up); None once it has,
+    else what was still going on at `timeout`."""
     started = time.monotonic()
     deadline, told = started + timeout, started
     reason: str | None = "not asked yet"
@@ -141,8 +161,13 @@ def wait_until_quiet(
             say(f"  still working after {time.monotonic() - started:.0f}s: {reason}")
             told = time.monotonic()
         try:
+            tend()
             _reset_connections()
-            held = [str(pk) for pk in scenario_transfers(accounts).filter(status="review").values_list("pk", flat=True)]
+            held = [
+                str(pk)
+                for operations in (scenario_transfers(accounts), scenario_payments(accounts))
+                for pk in operations.filter(status="review").values_list("pk", flat=True)
+            ]
             if held:
                 resolve_reviews(held)
             reason = why_not_quiet(marks, accounts, groups)
@@ -210,6 +235,8 @@ def check(
             f"deposits: {len(deposit_requests)} requested, {deposits.count()} made, {deposit_postings} posted"
         )
 
+    _check_payments(row, accounts, operations)
+
     ok, output = reconcile()
     row.reconcile = "ok" if ok else "FAILED"
     if not ok:
@@ -267,6 +294,43 @@ def check(
     if failures:
         problems.append(f"server errors reached clients: {failures}")
     return row
+
+
+# The journal transactions of a payment by its final status: the hold posted to clearing when it
+# left for the network, then clearing to settlement (settled) or back to the account (returned).
+PAYMENT_POSTINGS = {
+    Payment.Status.SETTLED: ("payment", "payment-settlement"),
+    Payment.Status.RETURNED: ("payment", "payment-return"),
+    Payment.Status.FAILED: (),
+}
+
+
+def _check_payments(row: Row, accounts: list[str], operations: list[Operation]) -> None:
+    """One payment per request, each final and posted as its status says, each posting once."""
+    problems = row.problems
+    answered = {payment_id for operation in operations for payment_id in operation.payment_ids()}
+    payments = {str(p.id): p for p in scenario_payments(accounts)}
+    row.payments = Counter(p.status for p in payments.values())
+    if set(payments) != answered:
+        extra, missing = set(payments) - answered, answered - set(payments)
+        problems.append(f"payments: {len(extra)} no answer names, {len(missing)} answered but absent")
+    not_final = sum(count for status, count in row.payments.items() if status not in Payment.FINAL)
+    if not_final:
+        problems.append(f"{not_final} payments not final")
+    kinds = {kind for postings in PAYMENT_POSTINGS.values() for kind in postings}
+    posted = Counter(
+        JournalTransaction.objects.filter(
+            posting_key__in=[f"{kind}:{pk}" for pk in payments for kind in kinds]
+        ).values_list("posting_key", flat=True)
+    )
+    wrongly = [
+        pk
+        for pk, payment in payments.items()
+        if any(posted[f"{kind}:{pk}"] != (kind in PAYMENT_POSTINGS.get(payment.status, ())) for kind in kinds)
+    ]
+    row.postings += f", {len(payments) - len(wrongly)}/{len(payments)} payments"
+    if wrongly:
+        problems.append(f"{len(wrongly)} payments not posted exactly as their status says")
 
 
 def say_row(row: Row) -> None:

@@ -63,6 +63,12 @@ class Operation:
             return [str(item["id"]) for item in self.body["transfers"]]
         return []
 
+    def payment_ids(self) -> list[str]:
+        """The payment this request created."""
+        if self.kind == "payment" and isinstance(self.answer, dict) and "id" in self.answer:
+            return [str(self.answer["id"])]
+        return []
+
     def refused_items(self) -> list[dict[str, Any]]:
         """The results of a batch's items that were refused."""
         if self.kind != "batch" or not isinstance(self.answer, dict):
@@ -146,11 +152,35 @@ def plan_deposits(accounts: list[str], transfers: int, rng: random.Random) -> li
     return operations
 
 
+# Beneficiaries at other banks (the network's ISPB 00000000): an account, a PIX key, and one in
+# ten an account the other bank has closed, which the simulated network returns.
+BENEFICIARIES = (
+    {"name": "Maria Oliveira", "document": "529.982.247-25", "bank_code": "00000000", "branch": "1234"}
+    | {"account_number": "123456-7"},
+    {"pix_key": "maria.oliveira@example.com"},
+)
+CLOSED_BENEFICIARY = BENEFICIARIES[0] | {"account_number": "99999123-4"}
+
+
+def plan_payments(accounts: list[str], transfers: int, rng: random.Random) -> list[Operation]:
+    """A payment to another bank for every five transfers: `POST /payments` under an
+    Idempotency-Key; the network settles it, or returns it (a closed account, or at random)."""
+    operations = []
+    for index in range(max(1, transfers // 5)):
+        beneficiary = CLOSED_BENEFICIARY if index % 10 == 9 else rng.choice(BENEFICIARIES)
+        body = {"account_id": rng.choice(accounts), "amount": rng.randint(*AMOUNTS), "currency": "BRL"}
+        operations.append(
+            Operation("payment", "/api/v1/payments", body | {"beneficiary": beneficiary}, str(uuid.uuid4()))
+        )
+    return operations
+
+
 # The kinds of load a scenario may name. A new money-moving endpoint is one more entry here.
 LOADS: dict[str, Plan] = {
     "transfers": plan_transfers,
     "batches": plan_batches,
     "deposits": plan_deposits,
+    "payments": plan_payments,
 }
 
 

@@ -21,6 +21,7 @@ HEADER = (
     "faults struck",
     "requests",
     "transfers",
+    "payments",
     "reconcile",
     "events written",
     "on Kafka (distinct)",
@@ -44,12 +45,14 @@ class Run:
 
 def cells(row: Row) -> list[str]:
     transfers = ", ".join(f"{count} {status}" for status, count in sorted(row.transfers.items())) or "0"
+    payments = ", ".join(f"{count} {status}" for status, count in sorted(row.payments.items())) or "0"
     errors = ", ".join(f"{count}x {what}" for what, count in sorted(row.http_5xx.items())) or "0"
     return [
         row.scenario,
         row.faults,
         str(row.requests),
         transfers,
+        payments,
         row.reconcile,
         str(row.events_written),
         str(row.events_on_kafka),

@@ -15,7 +15,7 @@ from chaos import checks, load
 from chaos.faults import FaultRunner
 from chaos.provider import PushProvider, emailed_keys
 from chaos.scenarios import DISPATCH, Scenario
-from chaos.stack import Bank, Stack, say, wait_until
+from chaos.stack import Bank, Network, Stack, say, wait_until
 from fintech.faults import CRASH_STATUS
 from tests.factories import new_cpf
 
@@ -50,6 +50,7 @@ class Runner:
         self.groups = checks.consumer_groups(processes)
         self.bank: Bank | None = None
         self.banks = 0
+        self.network = Network(env, var_dir)
 
     def scenario(self, scenario: Scenario) -> checks.Row:
         say(f"--- {scenario.name}: {scenario.what}")
@@ -82,6 +83,11 @@ class Runner:
         )
         return bank
 
+    def shutdown(self) -> None:
+        """Stop the bank and the payment network."""
+        self.close()
+        self.network.stop()
+
     def close(self) -> None:
         if self.bank is not None:
             self.bank.stop()
@@ -92,6 +98,7 @@ class Runner:
     def _run(self, scenario: Scenario, row: checks.Row) -> None:
         for service in (self.stack.postgres, self.stack.kafka):
             service.start()  # a server that a failed restart left down comes back first
+        self.network.ensure_running()
         seconds = float(self.options.seconds)
         bank = self._bank_for(scenario)
         restarts_before, log_start = bank.restarts(), len(bank.log_text())
@@ -120,6 +127,7 @@ class Runner:
             self.groups,
             timeout=float(self.options.settle),
             resolve_reviews=lambda held: approve(client, held),
+            tend=self.network.ensure_running,  # a broker restart may have ended the network
         )
         restarts = {name: n - restarts_before.get(name, 0) for name, n in bank.restarts().items()}
         row.restarts = ", ".join(f"{name} {n}" for name, n in sorted(restarts.items()) if n) or "none"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from chaos.faults import FaultPlan, Kill, Restart
 
 # Every scenario's load, unless it names its own (chaos.load.LOADS).
-LOAD = ("transfers", "batches", "deposits")
+LOAD = ("transfers", "batches", "deposits", "payments")
 # Seconds between two kills of one process: the supervisor's restart backoff doubles with each
 # exit in a row (0.5 s, 1 s, 2 s, ...) until a run lasts 30 s, so kills much closer than this
 # would keep a process down more than up.
@@ -43,6 +43,8 @@ PROCESS_ROLES = {
     "dispatcher": "the dispatcher, which runs the choreography and the reactions",
     "relay": "the relay, which ships the outbox to Kafka",
     "notifications": "the notification sender",
+    "overdue-payments": "the process that flags payments the network has not answered in time",
+    "fraud-review-expiry": "the process that rejects reviews left undecided too long",
 }
 
 

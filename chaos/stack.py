@@ -136,6 +136,51 @@ class Stack:
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def terminate(process: subprocess.Popen[bytes] | None, *, timeout: float) -> None:
+    """SIGTERM to a process this harness started, SIGKILL to its group if it does not end in time."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.kill()
+        process.wait(timeout=30)
+
+
+class Network:
+    """The payment network, outside the bank: `manage.py simulate_payment_network` on the stack's
+    Kafka. It answers each payment a second after it is asked, returns one in ten (and every
+    payment to a closed account), and sends one answer in ten twice. It is no process of the bank,
+    so no scenario kills it; one that a broker restart ended is started again before the next
+    scenario."""
+
+    ARGS = ("--delay", "1", "--return-rate", "0.1", "--duplicate-rate", "0.1", "--seed", "14")
+
+    def __init__(self, env: dict[str, str], var_dir: Path) -> None:
+        self.env = env
+        self.log_path = var_dir / "payment-network.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def ensure_running(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "manage.py", "simulate_payment_network", *self.ARGS],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                process_group=0,
+            )
+
+    def stop(self) -> None:
+        terminate(self.process, timeout=30)
+
+
 class Bank:
     """`manage.py serve_bank` against the stack: the web server and every process it supervises."""
 
@@ -195,16 +240,7 @@ class Bank:
 
     def stop(self) -> None:
         """SIGTERM to the supervisor (it stops every process), SIGKILL if it does not finish."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.kill()
-            self.process.wait(timeout=30)
+        terminate(self.process, timeout=60)
 
     def log_text(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""

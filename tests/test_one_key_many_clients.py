@@ -1,4 +1,5 @@
-"""Fifty clients send one request at once, on every endpoint that moves money: one effect.
+"""Fifty clients send one request at once, on every endpoint that moves money (transfers,
+deposits, batches of transfers, payments to other banks): one effect.
 
 A client that times out retries under the same Idempotency-Key, and a busy one may retry from
 many connections at once. Whatever the interleaving, the money moves once, and every answer is
@@ -22,10 +23,12 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from apps.ledger.models import JournalTransaction, LedgerAccount
+from apps.ledger.models import Hold, JournalTransaction, LedgerAccount
+from apps.payments.models import Payment
 from apps.transactions.models import Deposit, Transfer
 from fintech.api.models import IdempotencyRecord
 from tests.factories import open_account
+from tests.payments_support import ACCOUNT_BENEFICIARY
 from tests.test_transfer_races import (
     Request,
     assert_books_reconcile,
@@ -99,6 +102,22 @@ def test_fifty_clients_with_one_key_on_post_deposits_credit_the_account_once(cli
     assert str(deposit.id) == original.json()["id"]
     assert JournalTransaction.objects.filter(posting_key=f"deposit:{deposit.id}").count() == 1
     assert LedgerAccount.objects.get(owner_ref=account.id).balance == 12_345
+    assert_books_reconcile()
+
+
+def test_fifty_clients_with_one_key_on_post_payments_pay_once(client_with):
+    account = open_account(balance=FUNDS)
+    body = {"account_id": str(account.id), "amount": 2_500, "currency": "BRL", "beneficiary": ACCOUNT_BENEFICIARY}
+
+    clients = staff_clients(client_with, "payments:write")
+
+    responses = post_at_once(clients, "/api/v1/payments", [body] * CLIENTS, str(uuid.uuid4()))
+
+    original = assert_one_original_and_replays(responses, {202})
+    payment = Payment.objects.get()
+    assert str(payment.id) == original.json()["id"]
+    holds = Hold.objects.filter(account__owner_ref=account.id)
+    assert [(hold.hold_key, hold.amount) for hold in holds] == [(f"payment:{payment.id}", 2_500)]
     assert_books_reconcile()
 
 
