@@ -27,10 +27,11 @@ import pytest
 from django.core.management import get_commands, load_command_class
 
 from tests.factories import new_cpf
+from tests.payments_support import ACCOUNT_BENEFICIARY
 from tests.spine.support import ROOT, ManagedProcess, alive, descendants, wait_for
 
 BURST = 50
-SCOPES = "customers:write kyc:review accounts:read accounts:write deposits:write transfers:write"
+SCOPES = "customers:write kyc:review accounts:read accounts:write deposits:write transfers:write payments:write"
 # What the embedded default must not see: the services `make test` exports for the PostgreSQL run,
 # and the suite's own settings (the probe context, key files outside the var directory).
 NOT_EMBEDDED = {
@@ -299,8 +300,9 @@ WRITES_EACH = 8
 
 
 def test_30_concurrent_writers_on_the_embedded_default_never_see_database_is_locked_or_a_reset(bank):
-    """Thirty clients writing at once, each a run of deposits, transfers and small batches (the
-    dispatcher, the relay and the notification sender write beside them): SQLite's one writer
+    """Thirty clients writing at once, each a run of deposits, transfers, small batches and
+    payments to another bank (the dispatcher, the relay, the notification sender and the
+    in-process payment network write beside them): SQLite's one writer
     at a time queues them. Every request is answered, none with a 5xx, no connection is reset,
     and nothing anywhere logs "database is locked"."""
     auth = staff_auth(bank)
@@ -311,10 +313,10 @@ def test_30_concurrent_writers_on_the_embedded_default_never_see_database_is_loc
         for step in range(WRITES_EACH):
             source, target = accounts[(index + step) % len(accounts)], accounts[(index + step + 1) % len(accounts)]
             key = {"Idempotency-Key": str(uuid.uuid4())}
-            if step % 3 == 0:
+            if step % 4 == 0:
                 path = "/api/v1/deposits"
                 body: Any = {"account_id": target, "amount": 500, "currency": "BRL", "reference": str(uuid.uuid4())}
-            elif step % 3 == 1:
+            elif step % 4 == 1:
                 path, body = (
                     "/api/v1/transfers",
                     {
@@ -324,6 +326,9 @@ def test_30_concurrent_writers_on_the_embedded_default_never_see_database_is_loc
                         "currency": "BRL",
                     },
                 )
+            elif step % 4 == 3:
+                path = "/api/v1/payments"
+                body = {"account_id": source, "amount": 150, "currency": "BRL", "beneficiary": ACCOUNT_BENEFICIARY}
             else:
                 path, key = "/api/v1/transfers/batch", {}
                 body = {
@@ -342,7 +347,7 @@ def test_30_concurrent_writers_on_the_embedded_default_never_see_database_is_loc
 
     errors = [result for result in results if isinstance(result, BaseException)]
     assert not errors, f"{len(errors)} of {WRITERS} writers failed: {errors[:3]}"
-    assert {status for statuses in results for status in statuses} <= {201, 207}, results
+    assert {status for statuses in results for status in statuses} <= {201, 202, 207}, results
     assert "database is locked" not in bank.output()
     bank.manage("reconcile")
 
