@@ -94,7 +94,7 @@ bench: $(BENCH_STAMP)
 	eval "$$exports"; \
 	timeout --signal=TERM --kill-after=60 $${BENCH_TIMEOUT:-2400} $(PY) -m bench --only "$(BENCH_ONLY)" $(BENCH_ARGS)
 
-# Not a test either (about 40 minutes on two busy cores): the bank under faults (chaos/, docs/reliability.md). It starts its
+# Not a test either (about 30 minutes on two busy cores): the bank under faults (chaos/, docs/reliability.md). It starts its
 # own PostgreSQL and Kafka on loopback in a directory of its own, serves the bank, kills its processes and
 # restarts the servers while the load runs, and checks what the bank did. CHAOS_ARGS passes options
 # (python -m chaos --help), e.g. CHAOS_ARGS="--only web,postgres --transfers 100".
