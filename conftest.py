@@ -12,8 +12,8 @@ from rest_framework.test import APIClient
 from fintech.auth.tokens import issue_dev_token
 
 ALL_STAFF_SCOPES = (
-    "customers:read customers:write kyc:review accounts:read accounts:write transfers:read transfers:write "
-    "payments:write deposits:write fraud:review ledger:read analytics:read"
+    "customers:read customers:write customers:erase kyc:review accounts:read accounts:write transfers:read "
+    "transfers:write payments:write deposits:write fraud:review ledger:read analytics:read"
 )
 
 ClientFactory = Callable[..., APIClient]

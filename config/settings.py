@@ -305,7 +305,8 @@ REST_FRAMEWORK = {
     "DEFAULT_METADATA_CLASS": None,
     "DEFAULT_RENDERER_CLASSES": ["fintech.api.renderers.BankJSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "fintech.api.pagination.BankCursorPagination",
-    "DEFAULT_THROTTLE_CLASSES": ["fintech.api.throttling.BankRateThrottle"],
+    # After the rate limit, a write's body is read (400 if it is not a JSON object) before any view acts.
+    "DEFAULT_THROTTLE_CLASSES": ["fintech.api.throttling.BankRateThrottle", "fintech.api.parsers.ReadsTheBody"],
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "fintech.api.errors.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

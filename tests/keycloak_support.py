@@ -37,6 +37,7 @@ CUSTOMER_SCOPES = frozenset({"customers:read", "accounts:read", "transfers:read"
 STAFF_SCOPES = frozenset(
     {
         "customers:write",
+        "customers:erase",
         "kyc:review",
         "accounts:write",
         "deposits:write",

@@ -103,7 +103,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/customers/{customer_id}"): Rule(("customers:read",), OWNER),
     ("POST", "/api/v1/customers/{customer_id}/verify"): Rule(("kyc:review",), STAFF_ONLY),
     ("POST", "/api/v1/customers/{customer_id}/reject"): Rule(("kyc:review",), STAFF_ONLY),
-    ("POST", "/api/v1/customers/{customer_id}/erase"): Rule(("customers:write",), STAFF_ONLY),
+    ("POST", "/api/v1/customers/{customer_id}/erase"): Rule(("customers:erase",), STAFF_ONLY),
     ("GET", "/api/v1/accounts"): Rule(("accounts:read",), LISTING),
     ("POST", "/api/v1/accounts"): Rule(
         ("accounts:write",), OWNER, 201, body=lambda w: {"customer_id": str(w.owner.id)}
@@ -148,6 +148,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
 PENDING_CUSTOMER_OPERATIONS = {
     ("POST", "/api/v1/customers/{customer_id}/verify"),
     ("POST", "/api/v1/customers/{customer_id}/reject"),
+    # The owner has open accounts: erasure waits until they are closed (a customer with none may go).
+    ("POST", "/api/v1/customers/{customer_id}/erase"),
 }
 EMPTY_ACCOUNT_OPERATIONS = {("POST", "/api/v1/accounts/{account_id}/close")}
 

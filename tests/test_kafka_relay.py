@@ -108,6 +108,9 @@ def publish_customer_events(count):
                 written += 1
 
 
+# 10,000 events shipped, then consumed by two handlers one transaction each: about three minutes
+# on two shared cores. The ceiling is a safety net against a hang, not a speed target.
+@pytest.mark.timeout(900)
 def test_relay_killed_mid_batch_loses_nothing(settings):
     settings.FINTECH_EVENT_DISPATCH = "worker"
     start = end_offsets(["customer.created"])

@@ -92,6 +92,18 @@ def test_money_moving_requests_have_their_own_budget_and_reads_still_pass(client
 
 
 @pytest.mark.django_db
+def test_a_body_that_is_not_an_object_is_counted_before_it_is_refused(client_with):
+    customer = pending_customer()
+    client = customer_client(client_with, customer.id, scopes="accounts:write")
+    account = open_account(balance=0)  # another customer's: the body is refused before the view looks
+    url = f"/api/v1/accounts/{account.id}/close"
+    for _ in range(MONEY):
+        malformed = client.post(url, "false", content_type="application/json")
+        assert (malformed.status_code, malformed.json()["code"]) == (400, "malformed_request")
+    assert_rate_limited(client.post(url, "false", content_type="application/json"), "money", MONEY)
+
+
+@pytest.mark.django_db
 def test_staff_tokens_get_ten_times_the_customer_quota(client_with):
     staff = client_with("customers:read", subject="clerk-7")
     statuses = Counter(staff.get("/api/v1/customers").status_code for _ in range(READS * MULTIPLIER + 1))

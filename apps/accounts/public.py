@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from apps.accounts.errors import AccountBlocked, AccountClosed, AccountNotFound
 from apps.accounts.models import BankAccount
-from apps.accounts.selectors import account_get, account_get_by_number, accounts_get
+from apps.accounts.selectors import account_get, account_get_by_number, account_list, accounts_get
 from fintech.errors import DomainError
 from fintech.money import CurrencyMismatch
 
@@ -20,6 +20,7 @@ __all__ = [
     "account_refusal",
     "account_snapshot",
     "account_snapshots",
+    "accounts_of_customer",
     "movable_account",
     "movable_account_by_number",
 ]
@@ -49,6 +50,11 @@ def account_snapshots(account_ids: list[uuid.UUID], *, lock: bool = False) -> di
         account_id: _snapshot(account)
         for account_id, account in accounts_get(account_ids=account_ids, lock=lock).items()
     }
+
+
+def accounts_of_customer(customer_id: uuid.UUID) -> list[AccountSnapshot]:
+    """Every account the customer holds or held, closed ones too, in one statement."""
+    return [_snapshot(account) for account in account_list(customer_id=customer_id).order_by("created_at")]
 
 
 def movable_account(*, account_id: uuid.UUID, currency: str, customer_id: uuid.UUID | None = None) -> AccountSnapshot:

@@ -29,34 +29,37 @@ def account_open(*, customer_id: uuid.UUID, currency: str | None = None, now: da
             f"Accounts are kept in {', '.join(settings.FINTECH_SUPPORTED_CURRENCIES)}.",
             errors={"currency": [f"Must be one of {', '.join(settings.FINTECH_SUPPORTED_CURRENCIES)}."]},
         )
-    kyc = customers.customer_kyc_status(customer_id)
-    if kyc is None:
-        raise customers.CustomerNotFound(f"No customer {customer_id}.")
-    if kyc != "verified":
-        raise CustomerNotVerified(f"The customer is {kyc}; accounts open only for verified customers.")
-    for _ in range(10):
-        try:
-            with unit_of_work(savepoint=True):
-                account = BankAccount.objects.create(
-                    number=new_account_number(),
-                    customer_id=customer_id,
-                    currency=currency,
-                    created_at=now,
-                    updated_at=now,
-                )
-                ledger.open_account(account_id=account.id, currency=currency)
-                publish(
-                    AccountCreated(
-                        account_id=str(account.id),
-                        customer_id=str(customer_id),
+    # The customer's row stays locked until the account commits: an erasure running meanwhile
+    # either finds this account (and refuses) or erased first (and the customer is no longer verified).
+    with unit_of_work():
+        kyc = customers.customer_kyc_status(customer_id, lock=True)
+        if kyc is None:
+            raise customers.CustomerNotFound(f"No customer {customer_id}.")
+        if kyc != "verified":
+            raise CustomerNotVerified(f"The customer is {kyc}; accounts open only for verified customers.")
+        for _ in range(10):
+            try:
+                with unit_of_work(savepoint=True):
+                    account = BankAccount.objects.create(
+                        number=new_account_number(),
+                        customer_id=customer_id,
                         currency=currency,
-                        created_at=rfc3339(now),
-                    ),
-                    occurred_at=now,
-                )
-                return account
-        except IntegrityError:
-            continue  # another account drew the same number: draw again
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    ledger.open_account(account_id=account.id, currency=currency)
+                    publish(
+                        AccountCreated(
+                            account_id=str(account.id),
+                            customer_id=str(customer_id),
+                            currency=currency,
+                            created_at=rfc3339(now),
+                        ),
+                        occurred_at=now,
+                    )
+                    return account
+            except IntegrityError:
+                continue  # another account drew the same number: draw again
     raise RuntimeError("Could not draw a free account number in 10 tries")
 
 

@@ -23,3 +23,13 @@ class KycAlreadyDecided(Conflict):
 class CustomerErasedAlready(Conflict):
     code = "customer_erased"
     title = "The personal data of this customer was erased"
+
+
+class CustomerHasOpenAccounts(Conflict):
+    code = "customer_has_open_accounts"
+    title = "The customer still has accounts that are not closed"
+
+
+class CustomerHasPendingMoney(Conflict):
+    code = "customer_has_pending_money"
+    title = "Money of the customer is still on its way"

@@ -12,10 +12,12 @@ from apps.customers.selectors import customer_get, customers_get
 __all__ = ["CustomerContact", "CustomerNotFound", "customer_contacts", "customer_kyc_status"]
 
 
-def customer_kyc_status(customer_id: uuid.UUID) -> str | None:
+def customer_kyc_status(customer_id: uuid.UUID, *, lock: bool = False) -> str | None:
     """`pending`, `verified`, `rejected`, or `erased` once the customer's personal data was
-    erased (no new business with them); None for an unknown customer."""
-    customer = customer_get(customer_id=customer_id)
+    erased (no new business with them); None for an unknown customer. `lock=True` (inside the
+    caller's transaction) holds the customer's row until it commits, so the status cannot change
+    (an erasure waits) under what the caller does with it."""
+    customer = customer_get(customer_id=customer_id, lock=lock)
     if customer is None:
         return None
     return "erased" if customer.is_erased else customer.status

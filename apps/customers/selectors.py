@@ -17,8 +17,9 @@ def document_index(digits: str) -> str:
     return blind_index(digits, purpose=DOCUMENT_INDEX_PURPOSE)
 
 
-def customer_get(*, customer_id: uuid.UUID) -> Customer | None:
-    return Customer.objects.filter(pk=customer_id).first()
+def customer_get(*, customer_id: uuid.UUID, lock: bool = False) -> Customer | None:
+    customers = Customer.objects.filter(pk=customer_id)
+    return (customers.select_for_update() if lock else customers).first()
 
 
 def customer_find_by_document(*, digits: str) -> Customer | None:

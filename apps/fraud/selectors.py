@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -229,3 +229,12 @@ def alert_of(*, subject_id: uuid.UUID) -> Alert | None:
 
 def screening_of(*, subject_id: uuid.UUID) -> Screening | None:
     return Screening.objects.filter(subject_id=subject_id).prefetch_related("fired_rules").first()
+
+
+def open_reviews_count(*, customer_id: uuid.UUID, account_ids: Sequence[uuid.UUID]) -> int:
+    """Reviews not decided yet of operations the customer sends or receives."""
+    return (
+        Alert.objects.filter(status=Alert.Status.REVIEW)
+        .filter(Q(screening__customer_id=customer_id) | Q(screening__counterparty_account_id__in=list(account_ids)))
+        .count()
+    )

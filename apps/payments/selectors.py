@@ -65,3 +65,8 @@ def payments_by_id(*, payment_ids: list[uuid.UUID]) -> dict[str, Payment]:
 
 def credits_by_end_to_end_id(*, end_to_end_ids: list[str]) -> dict[str, InboundCredit]:
     return {c.end_to_end_id: c for c in InboundCredit.objects.filter(end_to_end_id__in=end_to_end_ids)}
+
+
+def payments_not_final_count(*, customer_id: uuid.UUID) -> int:
+    """The customer's payments not settled, returned or failed yet (pending or in review)."""
+    return Payment.objects.filter(customer_id=customer_id).exclude(status__in=Payment.FINAL).count()

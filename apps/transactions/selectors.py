@@ -30,3 +30,12 @@ def transfer_list(
 
 def deposit_get(*, deposit_id: uuid.UUID) -> Deposit | None:
     return Deposit.objects.filter(pk=deposit_id).first()
+
+
+def transfers_in_flight_count(*, customer_id: uuid.UUID) -> int:
+    """Transfers from or to the customer that are not final yet (initiated, validated, in review)."""
+    return (
+        Transfer.objects.filter(Q(from_customer_id=customer_id) | Q(to_customer_id=customer_id))
+        .exclude(status__in=Transfer.FINAL)
+        .count()
+    )

@@ -171,6 +171,13 @@ cmd_start() {
     command -v curl >/dev/null 2>&1 || ensure_apt_packages curl
 
     local pid
+    # A realm file changed under a running server: its realm is stale (tokens would lack new
+    # scopes), and the import happens only at start, so restart it.
+    if pid="$(our_pid)" && [[ "$(cat "$(kc_home)/data/.realm.sha256" 2>/dev/null || true)" != "$(realm_hash)" ]]; then
+        log "realm files changed since this server started: restarting it (pid $pid) to re-import them"
+        stop_process "$pid" "$KC_STOP_TIMEOUT"
+        rm -f "$KC_PIDFILE"
+    fi
     if pid="$(our_pid)"; then
         if ready; then
             log "already running on $KC_HOST:$KC_PORT (pid $pid)"

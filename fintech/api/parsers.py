@@ -7,6 +7,10 @@ a 400 and never a 500.
 - Huge numbers: an integer literal longer than `MAX_INTEGER_DIGITS` is read as a number larger
   than any the API accepts, so the field's own rule answers (`amount_too_large`, ...) instead of
   Python's "Exceeds the limit for integer string conversion" leaking into the answer.
+- Not an object: every body of this API is a JSON object, so `false`, `[]`, `1` or `"x"` is
+  refused (`malformed_request`). A command whose options are all optional read `false` as "no
+  options" and acted. `ReadsTheBody` makes every write parse its body before the view runs, so a
+  command that reads none (verify, erase) refuses a malformed one too, and acts not.
 """
 
 from __future__ import annotations
@@ -14,11 +18,20 @@ from __future__ import annotations
 import codecs
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
+from rest_framework.permissions import SAFE_METHODS
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+
+from fintech.api.throttling import rate_limited
+
+if TYPE_CHECKING:
+    # Only for annotations: rest_framework.views imports this module (DEFAULT_THROTTLE_CLASSES).
+    from rest_framework.views import APIView
 
 MAX_DEPTH = 32
 MAX_INTEGER_DIGITS = 30
@@ -68,4 +81,18 @@ class BankJSONParser(JSONParser):
             raise MalformedRequest(f"The body is not valid JSON: {error.args[0][:200]}") from None
         if depth_of(data, MAX_DEPTH) > MAX_DEPTH:
             raise MalformedRequest(f"The JSON body nests deeper than {MAX_DEPTH} levels.")
+        if not isinstance(data, dict):
+            raise MalformedRequest(f"The JSON body must be an object, not {type(data).__name__}.")
         return data
+
+
+class ReadsTheBody(BaseThrottle):
+    """Listed after the rate limit in DEFAULT_THROTTLE_CLASSES, the last of the checks DRF runs
+    before the view (authentication, scopes, rate limit): a write's body is parsed there, and a
+    malformed one refused with 400, whether or not the view reads it. A request the rate limit
+    refused is left unparsed (it is answered 429); a malformed one still counted against it."""
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        if (request.method or "").upper() not in SAFE_METHODS and not rate_limited(request):
+            request.data  # noqa: B018 (parsing is the point: the parser raises MalformedRequest)
+        return True

@@ -40,7 +40,9 @@ class MoneyInput(StrictInputSerializer):
 class QueryInput(serializers.Serializer[Any]):
     """Input serializer of a GET's query parameters. A parameter sent empty (`?status=`) counts as
     not sent, and parameters it does not declare (the paginator's `cursor`, `page_size`) are left
-    to whoever reads them."""
+    to whoever reads them. A filter with a closed set of values is a ChoiceField, so a value
+    outside it is 400 `validation_error` naming the parameter (never an empty list); a view passes
+    the serializer as its schema's `parameters`, so the schema declares the same enum."""
 
     def to_internal_value(self, data: Any) -> Any:
         if hasattr(data, "dict"):

@@ -323,6 +323,12 @@ class BankRateThrottle(BaseThrottle):
         return float(self.state.reset_seconds) if self.state is not None else None
 
 
+def rate_limited(request: Request) -> bool:
+    """Whether the rate limit refused this request (it is answered 429)."""
+    state: RateLimitState | None = getattr(request._request, _STATE_ATTRIBUTE, None)
+    return state is not None and not state.usage.allowed
+
+
 class RateLimitHeadersMiddleware:
     """Puts the throttle's `RateLimit` and `RateLimit-Policy` on the response, 2xx or 429 alike.
 

@@ -1,8 +1,8 @@
 """The OAuth scopes a token may be granted (`manage.py issue_token` refuses any other), as the
 realm in deploy/keycloak/realm.json grants them.
 
-The contract also names `customers:erase` and `fraud:admin`: no operation requires them yet
-(erasure asks for `customers:write`) and the realm does not grant them.
+The contract also names `fraud:admin`: no operation requires it yet and the realm does not
+grant it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ OPERATION_SCOPES: frozenset[str] = frozenset(
     {
         "customers:read",
         "customers:write",
+        "customers:erase",
         "kyc:review",
         "accounts:read",
         "accounts:write",

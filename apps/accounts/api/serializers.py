@@ -22,7 +22,7 @@ class AccountStatusInput(StrictInputSerializer):
 
 class AccountListQuery(QueryInput):
     customer_id = serializers.UUIDField(required=False)
-    status = serializers.CharField(required=False)
+    status = serializers.ChoiceField(choices=BankAccount.Status.values, required=False)
 
 
 class AccountOutput(serializers.ModelSerializer[BankAccount]):

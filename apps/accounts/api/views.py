@@ -46,10 +46,7 @@ class AccountListOpenView(GenericAPIView[BankAccount]):
 
     @extend_schema(
         operation_id="accounts_list",
-        parameters=[
-            OpenApiParameter("customer_id", uuid.UUID),
-            OpenApiParameter("status", str, enum=["active", "blocked", "closed"]),
-        ],
+        parameters=[AccountListQuery],
         responses=AccountOutput(many=True),
     )
     def get(self, request: Request) -> Response:

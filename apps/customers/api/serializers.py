@@ -42,7 +42,7 @@ class CustomerRejectInput(StrictInputSerializer):
 
 
 class CustomerListQuery(QueryInput):
-    status = serializers.CharField(required=False)
+    status = serializers.ChoiceField(choices=Customer.Status.values, required=False)
 
 
 class CustomerOutput(serializers.ModelSerializer[Customer]):

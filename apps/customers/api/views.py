@@ -30,7 +30,7 @@ class CustomerListCreateView(GenericAPIView[Customer]):
 
     @extend_schema(
         operation_id="customers_list",
-        parameters=[OpenApiParameter("status", str, enum=["pending", "verified", "rejected"])],
+        parameters=[CustomerListQuery],
         responses=CustomerOutput(many=True),
     )
     def get(self, request: Request) -> Response:
@@ -91,7 +91,8 @@ class CustomerRejectView(APIView):
 
 
 class CustomerEraseView(APIView):
-    required_scopes = {"POST": ("customers:write",)}
+    # Its own scope: onboarding and changing customers (customers:write) is not erasing them.
+    required_scopes = {"POST": ("customers:erase",)}
 
     @extend_schema(
         operation_id="customers_erase",
@@ -99,7 +100,11 @@ class CustomerEraseView(APIView):
         responses=CustomerOutput,
         description=(
             "Erase the customer's personal data on their request (LGPD/GDPR): name, e-mail, phone, "
-            "birth date and document. Accounts and the ledger stay. Erasing again changes nothing."
+            "birth date and document. Staff only, with the scope `customers:erase`. Refused with 409 "
+            "`customer_has_open_accounts` while an account of theirs is not closed, and 409 "
+            "`customer_has_pending_money` while a hold, a transfer or payment not final, or a fraud "
+            "review of theirs is open. The financial records stay (accounts, the journal, transfers, "
+            "payments: LGPD art. 16), pointing at the customer's id. Erasing again changes nothing."
         ),
     )
     def post(self, request: Request, customer_id: uuid.UUID) -> Response:

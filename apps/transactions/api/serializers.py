@@ -34,7 +34,7 @@ class DepositInput(MoneyInput):
 
 class TransferListQuery(QueryInput):
     account_id = serializers.UUIDField(required=False)
-    status = serializers.CharField(required=False)
+    status = serializers.ChoiceField(choices=Transfer.Status.values, required=False)
 
 
 class TransferOutput(serializers.ModelSerializer[Transfer]):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
@@ -41,10 +41,7 @@ class TransferListCreateView(GenericAPIView[Transfer]):
 
     @extend_schema(
         operation_id="transfers_list",
-        parameters=[
-            OpenApiParameter("account_id", uuid.UUID),
-            OpenApiParameter("status", str, enum=[s.value for s in Transfer.Status]),
-        ],
+        parameters=[TransferListQuery],
         responses=TransferOutput(many=True),
     )
     def get(self, request: Request) -> Response:

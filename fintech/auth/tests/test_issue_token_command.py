@@ -43,7 +43,7 @@ def test_every_contract_scope_can_be_issued() -> None:
     token = _issue("--sub", "ops", "--scopes", " ".join(sorted(KNOWN_SCOPES))).strip()
 
     assert default_validator().validate(token).scopes == KNOWN_SCOPES
-    assert len(KNOWN_SCOPES) == 12
+    assert len(KNOWN_SCOPES) == 13
 
 
 @pytest.mark.parametrize(
