@@ -223,6 +223,35 @@ def test_with_workers_the_screening_and_the_decision_run_in_the_dispatcher(staff
     assert_books_reconcile()
 
 
+def test_a_review_whose_transfer_failed_while_it_waited_is_withdrawn_not_left_in_the_queue(staff, analyst, settings):
+    """The account is blocked before the worker screens: the rules hold the transfer for review
+    and, in the same unit of work, the transfer fails for the block. Nothing is left to decide."""
+    settings.FINTECH_EVENT_DISPATCH = "worker"
+    source, destination = open_account(balance=FUNDS), open_account()
+    transfer_id = send(staff, source, destination, LARGE).json()["id"]
+    accounts.account_block(account_id=destination.id, reason="court order", changed_by="ops")
+    drain()
+    transfer = Transfer.objects.get(pk=transfer_id)
+    assert (transfer.status, transfer.failure_code) == (Transfer.Status.FAILED, "account_blocked")
+    alert = Alert.objects.get(subject_id=transfer_id)
+    assert (alert.status, alert.decided_by) == ("withdrawn", fraud.OPERATION_ENDED_ACTOR)
+    assert alert.decision_reason == "the operation failed while in review: account_blocked"
+    open_reviews = analyst.get("/api/v1/fraud/alerts", {"status": "review"}).json()["results"]
+    assert transfer_id not in {review["subject_id"] for review in open_reviews}
+    refused = decide(analyst, transfer_id, "approve")
+    assert (refused.status_code, refused.json()["code"]) == (409, "review_already_decided")
+    assert balances(staff, source) == (FUNDS, FUNDS)
+    assert_every_event_handled_once()
+    assert_books_reconcile()
+
+
+def test_a_decided_review_is_not_withdrawn_by_the_failure_it_caused(staff, analyst, held):
+    _, _, transfer_id = held
+    assert decide(analyst, transfer_id, "reject").status_code == 200
+    assert Transfer.objects.get(pk=transfer_id).status == Transfer.Status.FAILED
+    assert Alert.objects.get(subject_id=transfer_id).status == "rejected"
+
+
 def test_a_redelivered_transaction_initiated_changes_nothing(staff, held):
     _, _, transfer_id = held
     row = OutboxEvent.objects.get(event_type="transaction.initiated", aggregate_id=str(transfer_id))

@@ -1,5 +1,6 @@
 """The fraud context's part of the choreography: screening every transfer and outbound payment
-before it may move money, and knowing when each account opened."""
+before it may move money, knowing when each account opened, and withdrawing the review of an
+operation that failed while it waited."""
 
 from __future__ import annotations
 
@@ -74,3 +75,21 @@ def note_opened_accounts(events: Sequence[ReceivedEvent]) -> None:
     services.accounts_opened(
         opened={uuid.UUID(event.data["account_id"]): _moment(event.data["created_at"]) for event in events}
     )
+
+
+def _withdraw_reviews(events: Sequence[ReceivedEvent], subject_field: str) -> None:
+    codes = {uuid.UUID(event.data[subject_field]): str(event.data["failure_code"]) for event in events}
+    latest = max(_moment(event.data["failed_at"]) for event in events)
+    services.reviews_withdraw(subject_ids=sorted(codes), failure_codes=codes, now=latest)
+
+
+# A transfer or payment held for review can fail for another reason before anyone decides
+# (its account blocked while it waited): its review is withdrawn in the same unit of work.
+@subscribe("transaction.failed", name="fraud.withdraw_reviews_of_failed_transfers", same_unit_of_work=True, batch=True)
+def withdraw_reviews_of_failed_transfers(events: Sequence[ReceivedEvent]) -> None:
+    _withdraw_reviews(events, "transfer_id")
+
+
+@subscribe("payment.failed", name="fraud.withdraw_reviews_of_failed_payments", same_unit_of_work=True, batch=True)
+def withdraw_reviews_of_failed_payments(events: Sequence[ReceivedEvent]) -> None:
+    _withdraw_reviews(events, "payment_id")

@@ -167,19 +167,22 @@ class FiredRule(models.Model):
 
 class Alert(models.Model):
     """A screening that did not approve: held for an analyst's review, or rejected by the rules.
-    A review is decided once: approved or rejected by an analyst, or expired by the time-out."""
+    A review is decided once: approved or rejected by an analyst, or expired by the time-out;
+    or withdrawn when the operation failed for another reason while it waited (nothing is left
+    to decide, and an open review would sit in the analysts' queue until it expired)."""
 
     class Status(models.TextChoices):
         REVIEW = "review"  # waiting for an analyst
         APPROVED = "approved"
         REJECTED = "rejected"
         EXPIRED = "expired"
+        WITHDRAWN = "withdrawn"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     screening = models.OneToOneField(Screening, on_delete=models.PROTECT, related_name="alert")
     subject_id = models.UUIDField(unique=True)
     account_id = models.UUIDField()
-    status = models.CharField(max_length=8, choices=Status.choices)
+    status = models.CharField(max_length=9, choices=Status.choices)
     raised_at = models.DateTimeField(default=timezone.now)
     decided_at = models.DateTimeField(null=True, blank=True)
     decided_by = models.CharField(max_length=200, blank=True)

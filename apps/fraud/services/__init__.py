@@ -3,7 +3,14 @@ deciding and expiring reviews (`reviews`), and changing the rules and the deny l
 (`rule_book`)."""
 
 from apps.audit import public as audit
-from apps.fraud.services.reviews import REVIEW_TIMEOUT_ACTOR, review_approve, review_reject, reviews_expire
+from apps.fraud.services.reviews import (
+    OPERATION_ENDED_ACTOR,
+    REVIEW_TIMEOUT_ACTOR,
+    review_approve,
+    review_reject,
+    reviews_expire,
+    reviews_withdraw,
+)
 from apps.fraud.services.rule_book import deny_list_add, deny_list_remove, deny_list_value, rule_change
 from apps.fraud.services.screening import RULES_ACTOR, accounts_opened, operations_screen
 
@@ -12,6 +19,7 @@ ADMIN = audit.ActorType.ADMIN
 
 __all__ = [
     "ADMIN",
+    "OPERATION_ENDED_ACTOR",
     "REVIEW_TIMEOUT_ACTOR",
     "RULES_ACTOR",
     "accounts_opened",
@@ -22,5 +30,6 @@ __all__ = [
     "review_approve",
     "review_reject",
     "reviews_expire",
+    "reviews_withdraw",
     "rule_change",
 ]

@@ -27,6 +27,8 @@ from outbox.unit_of_work import unit_of_work
 
 # Who decided what nobody decided.
 REVIEW_TIMEOUT_ACTOR = "system:fraud-review-timeout"
+# Who closes a review whose operation failed for another reason while it waited.
+OPERATION_ENDED_ACTOR = "system:fraud-operation-ended"
 
 # -- reviews ----------------------------------------------------------------------------------
 
@@ -86,6 +88,35 @@ def reviews_expire(*, now: datetime | None = None, limit: int = 200) -> int:
                 decider_kind=audit.ActorType.SYSTEM,
                 reason=f"not decided within {settings.FINTECH_FRAUD_REVIEW_TIMEOUT_HOURS} h",
                 now=now,
+            )
+    return len(alerts)
+
+
+def reviews_withdraw(*, subject_ids: Sequence[uuid.UUID], failure_codes: dict[uuid.UUID, str], now: datetime) -> int:
+    """Withdraw the open reviews of operations that failed while they waited (an account blocked
+    under a held transfer, say): one statement when there are none. Audited; no decision event,
+    since nothing was decided and the operation's own failure event already told everyone."""
+    with unit_of_work():
+        alerts = list(
+            Alert.objects.select_for_update(of=("self",))
+            .select_related("screening")
+            .filter(status=Alert.Status.REVIEW, subject_id__in=subject_ids)
+        )
+        for alert in alerts:
+            reason = f"the operation failed while in review: {failure_codes.get(alert.subject_id, 'failed')}"
+            Alert.objects.filter(pk=alert.pk).update(
+                status=Alert.Status.WITHDRAWN, decided_at=now, decided_by=OPERATION_ENDED_ACTOR, decision_reason=reason
+            )
+            screening = alert.screening
+            audit.record(
+                action=f"fraud.review.{Alert.Status.WITHDRAWN}",
+                actor=OPERATION_ENDED_ACTOR,
+                actor_type=audit.ActorType.SYSTEM,
+                resource_type=f"fraud.{screening.subject_type}",
+                resource_id=str(screening.subject_id),
+                customer_id=screening.customer_id,
+                details={"alert_id": str(alert.id), "screening_id": str(screening.id), "reason": reason},
+                occurred_at=now,
             )
     return len(alerts)
 

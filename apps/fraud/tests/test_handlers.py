@@ -45,6 +45,8 @@ def test_the_screenings_are_steps_of_the_choreography_applied_in_batches():
         ("transaction.initiated", "fraud.screen_transfer"),
         ("payment.initiated", "fraud.screen_payment"),
         ("account.created", "fraud.note_opened_account"),
+        ("transaction.failed", "fraud.withdraw_reviews_of_failed_transfers"),
+        ("payment.failed", "fraud.withdraw_reviews_of_failed_payments"),
     ):
         subscription = bus.subscription_named(name)
         assert subscription is not None
