@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt 2>
 TEST_SERVICES ?= postgres redis kafka keycloak
 
 .PHONY: help install run test test-sqlite test-postgres fuzz lint format schema services-up services-down services-status \
-	bench bench-relay clean
+	bench bench-relay chaos clean
 
 help:
 	@echo "make run            serve the bank on 127.0.0.1:$(PORT) (SQLite, in-process events, e-mails as files in var/mail/)"
@@ -21,6 +21,7 @@ help:
 	@echo "make services-up    start PostgreSQL, Redis, Kafka and Keycloak here; prints export lines for eval"
 	@echo "make bench          every benchmark figure beside its peers; writes docs/benchmarks.md (BENCH_ONLY=ledger,http)"
 	@echo "make bench-relay    events/s from PostgreSQL to Kafka by one relay, against the raw producer"
+	@echo "make chaos          the bank under kill -9 and server restarts, checked; writes docs/reliability.md (CHAOS_ARGS=--only web,kafka)"
 	@echo "make services-down  stop them"
 	@echo "make schema         regenerate docs/openapi.yaml"
 
@@ -100,6 +101,15 @@ bench: $(BENCH_STAMP)
 	exports="$$(FINTECH_SERVICES="postgres kafka" deploy/local/services.sh up)"; \
 	eval "$$exports"; \
 	timeout --signal=TERM --kill-after=60 $${BENCH_TIMEOUT:-2400} $(PY) -m bench --only "$(BENCH_ONLY)" $(BENCH_ARGS)
+
+# Not a test either (about 30 minutes on two busy cores): the bank under faults (chaos/, docs/reliability.md). It starts its
+# own PostgreSQL and Kafka on loopback in a directory of its own, serves the bank, kills its processes and
+# restarts the servers while the load runs, and checks what the bank did. CHAOS_ARGS passes options
+# (python -m chaos --help), e.g. CHAOS_ARGS="--only web,postgres --transfers 100".
+CHAOS_ARGS ?=
+
+chaos: $(STAMP)
+	@timeout --signal=TERM --kill-after=60 $${CHAOS_TIMEOUT:-3000} $(PY) -m chaos $(CHAOS_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -24,6 +24,16 @@ from django.db.models import Field, JSONField, Model
 
 # Parameters per statement on SQLite (it allows 32,766).
 SQLITE_BATCH_PARAMS = 30_000
+# PostgreSQL's serialization_failure and deadlock_detected: it aborted the transaction so that
+# another could go on, and the same work run again goes through.
+LOST_TO_ANOTHER_TRANSACTION = frozenset({"40001", "40P01"})
+
+
+def lost_to_another_transaction(error: BaseException) -> bool:
+    """Whether the database aborted this transaction for a concurrent one's sake (a deadlock, a
+    serialization failure): nothing of it stayed, and running it again is the cure."""
+    cause = error.__cause__ if error.__cause__ is not None else error
+    return getattr(cause, "sqlstate", None) in LOST_TO_ANOTHER_TRANSACTION
 
 
 def _execute_binary(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:

@@ -1,5 +1,6 @@
-"""A process killed at each named crash point (fintech/faults.py), then the client's retry: the
-bank ends in the state of one clean run (one transfer, posted once, its events written once)."""
+"""A process killed at each named crash point (fintech/faults.py), then the client's retry (or
+the restarted process): the bank ends in the state of one clean run (one transfer, posted once,
+its events written once; one notification, sent and recorded once)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,22 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections import Counter
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from apps.ledger.models import JournalTransaction, LedgerAccount
+from apps.notifications.models import Notification
+from apps.notifications.tests.providers import push_provider
 from apps.transactions.models import Transfer
 from fintech.faults import CRASH_STATUS
 from outbox.models import OutboxEvent
 from tests.factories import open_account
-from tests.spine.support import ROOT, database_env
+from tests.spine.support import ROOT, database_env, manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -135,3 +140,64 @@ def test_a_relay_killed_after_the_broker_acknowledged_ships_again_and_loses_noth
     everything = Counter(json.loads(line)["headers"]["ce_id"] for line in shipped.read_text().splitlines())
     assert set(everything) == set(first)  # nothing lost
     assert set(everything.values()) == {2}  # each shipped twice: at least once, the consumers deduplicate
+
+
+def test_a_sender_killed_between_sending_and_recording_is_followed_by_one_that_sends_it_once_more():
+    now = timezone.now()
+    notification = Notification.objects.create(
+        event_id=uuid.uuid4(),
+        event_type="transaction.completed",
+        notice="transfer_sent",
+        category="activity",
+        channel="push",
+        recipient="customer:x",
+        customer_id=uuid.uuid4(),
+        language="pt-BR",
+        subject="Transferência enviada",
+        body="Olá!",
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    with push_provider() as provider:
+        sender_env = {
+            "FINTECH_NOTIFICATIONS_WEBHOOK_URL": provider.url,
+            "FINTECH_NOTIFICATIONS_WEBHOOK_SECRET": "s" * 40,
+            "FINTECH_NOTIFICATIONS_LEASE_SECONDS": "1",  # the dead sender's lease runs out quickly
+        }
+        crashed = manage(
+            "deliver_notifications", "--once", env={**sender_env, "FINTECH_CRASH_AT": "after_send_before_record"}
+        )
+        assert crashed.returncode == CRASH_STATUS, crashed.stderr[-3000:]
+        assert len(provider.seen) == 1  # the provider has it
+        notification.refresh_from_db()
+        assert (notification.status, notification.attempts) == ("pending", 0)  # nothing recorded
+
+        time.sleep(1.5)
+        restarted = manage("deliver_notifications", "--once", env=sender_env)
+        assert restarted.returncode == 0, restarted.stderr[-3000:]
+        assert "sent=1" in restarted.stdout
+        again = manage("deliver_notifications", "--once", env=sender_env)
+        assert "sent=0" in again.stdout
+
+    # Sent twice under one key (the provider recognises the second), recorded once.
+    assert [request.headers["Idempotency-Key"] for request in provider.seen] == [str(notification.id)] * 2
+    notification.refresh_from_db()
+    assert (notification.status, notification.attempts) == ("sent", 1)
+    assert notification.sent_at is not None
+
+
+def test_a_point_given_a_number_of_passes_is_passed_that_often_before_the_process_dies_there():
+    passing = "from fintech.faults import crash_point\nfor n in range(5):\n    crash_point('after_hold')\n"
+    passing += "    crash_point('after_send_before_record')\n    print(n, flush=True)\n"
+    done = subprocess.run(
+        [sys.executable, "-c", passing],
+        cwd=ROOT,
+        env={**database_env(), "FINTECH_CRASH_AT": "after_send_before_record:9, after_hold:2"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == CRASH_STATUS, done.stderr[-3000:]
+    assert done.stdout.split() == ["0", "1"]  # after_hold passed twice, then died at the third

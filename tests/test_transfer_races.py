@@ -56,7 +56,7 @@ CHAIN = (
 class Request:
     client: APIClient
     body: dict[str, object]
-    key: str
+    key: str | None  # None: a POST without an Idempotency-Key
 
 
 def transfer_body(source, destination, amount: int) -> dict[str, object]:
@@ -68,10 +68,10 @@ def transfer_body(source, destination, amount: int) -> dict[str, object]:
     }
 
 
-def post_all_at_once(requests: list[Request]) -> list[Any]:
-    """POST every request from its own thread, all released together; returns the responses
-    (or the exception a request raised) in request order. Fails if any request is still
-    running after REQUEST_TIMEOUT: that is a deadlock or a stall."""
+def post_all_at_once(requests: list[Request], path: str = "/api/v1/transfers") -> list[Any]:
+    """POST every request to `path` from its own thread, all released together; returns the
+    responses in request order. Fails if any request is still running after REQUEST_TIMEOUT
+    (that is a deadlock or a stall), raised, or was answered with a 5xx."""
     barrier = threading.Barrier(len(requests))
     results: list[Any] = [None] * len(requests)
 
@@ -82,9 +82,8 @@ def post_all_at_once(requests: list[Request]) -> list[Any]:
             # Python code can starve a connect past its 5 s timeout: a GIL effect of the test.
             connections["default"].ensure_connection()
             barrier.wait(timeout=REQUEST_TIMEOUT)
-            results[index] = request.client.post(
-                "/api/v1/transfers", request.body, format="json", HTTP_IDEMPOTENCY_KEY=request.key
-            )
+            headers: dict[str, Any] = {} if request.key is None else {"HTTP_IDEMPOTENCY_KEY": request.key}
+            results[index] = request.client.post(path, request.body, format="json", **headers)
         except BaseException as error:  # an exception that escaped the view: the test client re-raises it
             results[index] = error
         finally:

@@ -41,11 +41,14 @@ from rest_framework.utils.encoders import JSONEncoder
 from fintech.api.models import IdempotencyRecord
 from fintech.errors import Conflict, Unprocessable, ValidationFailed
 from fintech.faults import crash_point
+from fintech.sql import lost_to_another_transaction
 
 logger = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
+# Runs of a request's work that the database may abort to break a deadlock before it is answered 503.
+CONFLICT_ATTEMPTS = 3
 # A key is 1 to 255 printable ASCII characters, spaces only inside it (a header's edges are
 # whitespace that proxies strip, so a key ending in one could not be replayed faithfully).
 KEY_MAX_LENGTH = 255
@@ -229,14 +232,24 @@ def run_idempotent(request: Request, handle: Callable[[], Response], *, required
         return reserved
     record = reserved
     try:
-        with transaction.atomic():
-            response = handle()
-            if response.status_code >= 500:
-                raise _RolledBack(response)
-            record.state = IdempotencyRecord.State.COMPLETED
-            record.status_code = response.status_code
-            record.response_body = _plain(response.data)
-            record.save(update_fields=["state", "status_code", "response_body"])
+        attempts = 1
+        while True:
+            try:
+                with transaction.atomic():
+                    response = handle()
+                    if response.status_code >= 500:
+                        raise _RolledBack(response)
+                    record.state = IdempotencyRecord.State.COMPLETED
+                    record.status_code = response.status_code
+                    record.response_body = _plain(response.data)
+                    record.save(update_fields=["state", "status_code", "response_body"])
+                break
+            except DatabaseError as error:
+                # The database broke a deadlock with a worker (which may lock accounts in several
+                # statements) by aborting this request's work: none of it stayed, so run it again.
+                if attempts == CONFLICT_ATTEMPTS or not lost_to_another_transaction(error):
+                    raise
+                attempts += 1
     except _RolledBack as rolled_back:
         IdempotencyRecord.objects.filter(pk=record.pk).delete()
         return rolled_back.response

@@ -23,6 +23,7 @@ from apps.notifications.errors import (
 from apps.notifications.metrics import NOTIFICATION_DELIVERIES
 from apps.notifications.models import Channel, Notification
 from fintech.events import rfc3339
+from fintech.faults import crash_point
 from outbox.unit_of_work import unit_of_work
 
 logger = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ def notifications_deliver(*, now: datetime | None = None, limit: int = 100) -> D
             _cancel(notification, now=now)
             report.cancelled += 1
             continue
+        crash_point("after_send_before_record")  # the provider has it; the lease runs out, it goes again
         Notification.objects.filter(pk=notification.pk).update(
             status=Notification.Status.SENT,
             attempts=F("attempts") + 1,

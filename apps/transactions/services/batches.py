@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import DatabaseError, IntegrityError
 from django.utils import timezone
 
 from apps.accounts import public as accounts
@@ -17,6 +18,7 @@ from apps.transactions.errors import DuplicateItem, TransferIdReused
 from apps.transactions.models import Transfer
 from apps.transactions.services.transfers import initiated_event, new_transfer, request_refusal, transfer_accounts
 from fintech.errors import DomainError
+from fintech.sql import lost_to_another_transaction
 from outbox.publisher import publish
 from outbox.unit_of_work import unit_of_work
 
@@ -82,6 +84,10 @@ def _same_transfer(transfer: Transfer, request: TransferRequest) -> bool:
     )
 
 
+# Runs of a batch that lost a race: for one of its ids to a batch on other accounts, or a deadlock.
+BATCH_ATTEMPTS = 3
+
+
 def transfers_initiate(
     *,
     requests: Sequence[TransferRequest],
@@ -95,9 +101,33 @@ def transfers_initiate(
 
     Per request, in order: the transfer (replayed when its id was already used for the same
     transfer), or the refusal (the same codes as one transfer, plus `duplicate_item` and
-    `idempotency_key_reuse`). Refusals write nothing.
+    `idempotency_key_reuse`). Refusals write nothing. The same batch sent many times at once
+    (a client retrying from several connections) creates each transfer once: the others wait
+    for it on the accounts' locks and answer with it, `replayed`.
     """
     now = now or timezone.now()
+    attempts = 1
+    while True:
+        try:
+            return _transfers_initiate(requests=requests, initiated_by=initiated_by, on_behalf_of=on_behalf_of, now=now)
+        except IntegrityError:
+            # A concurrent batch created one of these ids for other accounts (whose locks did not
+            # queue this one) between the read and the insert. It has committed by now: read again,
+            # and it is an earlier transfer (a replay, or a reused id).
+            if attempts == BATCH_ATTEMPTS:
+                raise
+            attempts += 1
+        except DatabaseError as error:
+            # The database broke a deadlock with a worker (which may lock ledger accounts in several
+            # statements) by aborting this batch: nothing of it stayed, so run it again.
+            if attempts == BATCH_ATTEMPTS or not lost_to_another_transaction(error):
+                raise
+            attempts += 1
+
+
+def _transfers_initiate(
+    *, requests: Sequence[TransferRequest], initiated_by: str, on_behalf_of: uuid.UUID | None, now: datetime
+) -> list[BatchItemOutcome]:
     outcomes: dict[int, BatchItemOutcome] = {}
     seen: set[uuid.UUID] = set()
     for index, request in enumerate(requests):
@@ -106,9 +136,15 @@ def transfers_initiate(
                 id=request.id, error=DuplicateItem(f"Transfer {request.id} appears twice.")
             )
         seen.add(request.id)
-    with unit_of_work() as uow:
-        earlier = {t.id: t for t in Transfer.objects.filter(pk__in=seen)}
+    with unit_of_work(savepoint=True) as uow:
         wanted = [(i, r) for i, r in enumerate(requests) if i not in outcomes]
+        # Lock every account the batch names (in id order, one statement) so none can be blocked
+        # or closed before this commits, and before reading which ids exist: a concurrent batch
+        # with the same transfers holds these locks until it commits, and is read after it.
+        snapshots = accounts.account_snapshots(
+            [a for _, r in wanted for a in (r.from_account_id, r.to_account_id)], lock=True
+        )
+        earlier = {t.id: t for t in Transfer.objects.filter(pk__in=seen)}
         for index, request in wanted:
             before = earlier.get(request.id)
             if before is not None:
@@ -118,11 +154,6 @@ def transfers_initiate(
                     else BatchItemOutcome(id=request.id, error=TransferIdReused(f"Transfer {request.id} exists."))
                 )
         fresh = [(i, r) for i, r in wanted if i not in outcomes]
-        # Lock every account the batch names (in id order, one statement) so none can be
-        # blocked or closed before this commits.
-        snapshots = accounts.account_snapshots(
-            [a for _, r in fresh for a in (r.from_account_id, r.to_account_id)], lock=True
-        )
         holdable = []
         for index, request in fresh:
             refusal = _refusal(request, on_behalf_of, snapshots)
