@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -61,6 +62,17 @@ def staff(client_with: ClientFactory) -> APIClient:
 @pytest.fixture
 def anonymous() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture
+def payments_answered_by_the_test(settings: Any) -> Iterator[None]:
+    """The payment network is outside the bank (the test answers for it) and the test plays the
+    screening's decisions itself (tests/payments_support.py)."""
+    from tests.payments_support import screening_by_the_test
+
+    settings.FINTECH_PAYMENT_NETWORK = "kafka"
+    with screening_by_the_test():
+        yield
 
 
 @pytest.fixture(autouse=True)

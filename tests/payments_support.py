@@ -1,6 +1,6 @@
 """Builders for payment tests: beneficiaries, payments through the services, and the screening's
-decisions published the way the fraud context publishes them (tests/contracts.py: its committed
-schemas), so the payments context's steps can be driven without the fraud context's code."""
+decisions published with the fraud context's own event classes, so the payments context's steps
+can be driven without running the fraud context's screening."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from apps.fraud.events import FraudReviewDecided, FraudScreened
 from apps.payments import services
 from apps.payments.models import Payment
 from fintech import bus
@@ -20,7 +21,6 @@ from fintech.payment_network import new_end_to_end_id
 from outbox.network_simulator import inline
 from outbox.publisher import publish
 from outbox.unit_of_work import unit_of_work
-from tests.contracts import FraudReviewDecided, FraudScreened
 
 ACCOUNT_BENEFICIARY = {
     "name": "Maria Oliveira",

@@ -11,11 +11,11 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from apps.analytics.models import DailyFigure, Fact
+from apps.fraud.events import FraudAlert
 from apps.notifications.models import Notification
 from fintech.events import rfc3339
 from outbox.consumer import ConsumerRunner
 from outbox.publisher import build_envelope
-from tests.contracts import FraudAlert
 from tests.kafka_support import end_offsets
 from tests.test_kafka_consumers import fresh_group, produce
 

@@ -35,10 +35,14 @@ from outbox.relay import relay_pending
 from outbox.sinks import build_sink
 from tests.factories import open_account
 from tests.kafka_support import end_offsets, fresh_group, keys_since, read_since
-from tests.payments_support import CLOSED_BENEFICIARY, screening_by_the_test, sent_payment
+from tests.payments_support import CLOSED_BENEFICIARY, sent_payment
 from tests.spine.support import ManagedProcess, start_manage
 
-pytestmark = [pytest.mark.kafka, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.kafka,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("payments_answered_by_the_test"),
+]
 
 BANK_READS = ["payment.processed", "payment.received"]
 NETWORK_READS = ["payment.requested", "payment.credit_returned"]
@@ -50,18 +54,6 @@ WAIT = 180.0
 def topics(django_db_blocker):
     with django_db_blocker.unblock():
         call_command("kafka_topics")
-
-
-@pytest.fixture(autouse=True)
-def network_outside(settings):
-    settings.FINTECH_PAYMENT_NETWORK = "kafka"
-
-
-@pytest.fixture(autouse=True)
-def screened_by_the_test():
-    """These tests play the screening's decisions themselves (tests/payments_support.py)."""
-    with screening_by_the_test():
-        yield
 
 
 def kafka_env(**extra: str) -> dict[str, str]:

@@ -15,21 +15,9 @@ from apps.payments import services
 from apps.payments.models import InboundCredit, Payment
 from fintech.payment_network import INBOUND, OUTBOUND, SettlementItem, new_end_to_end_id, write_settlement_file
 from tests.factories import open_account
-from tests.payments_support import answer, credit_order, screening_by_the_test, sent_payment
+from tests.payments_support import answer, credit_order, sent_payment
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def network_outside(settings):
-    settings.FINTECH_PAYMENT_NETWORK = "kafka"
-
-
-@pytest.fixture(autouse=True)
-def screened_by_the_test():
-    """These tests play the screening's decisions themselves (tests/payments_support.py)."""
-    with screening_by_the_test():
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("payments_answered_by_the_test")]
 
 
 def today() -> str:

@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY
 
 from apps.accounts import public as accounts_public
 from apps.accounts import services as accounts
+from apps.fraud.events import FraudScreened
 from apps.ledger import public as ledger
 from apps.ledger.errors import InsufficientFunds
 from apps.ledger.models import Hold, JournalTransaction, LedgerAccount
@@ -29,7 +30,6 @@ from fintech.payment_network import unseal_beneficiary
 from outbox.models import OutboxEvent
 from outbox.publisher import publish
 from outbox.unit_of_work import unit_of_work
-from tests.contracts import FraudScreened
 from tests.factories import open_account
 from tests.payments_support import (
     ACCOUNT_BENEFICIARY,
@@ -39,24 +39,10 @@ from tests.payments_support import (
     decide_review,
     initiate,
     screen,
-    screening_by_the_test,
     sent_payment,
 )
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def network_outside(settings):
-    """The network is outside the bank here: the tests answer for it."""
-    settings.FINTECH_PAYMENT_NETWORK = "kafka"
-
-
-@pytest.fixture(autouse=True)
-def screened_by_the_test():
-    """These tests play the screening's decisions themselves (tests/payments_support.py)."""
-    with screening_by_the_test():
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("payments_answered_by_the_test")]
 
 
 def available(account) -> int:

@@ -11,21 +11,9 @@ import pytest
 from apps.payments.models import Payment
 from outbox.models import OutboxEvent
 from tests.factories import open_account, verified_customer
-from tests.payments_support import ACCOUNT_BENEFICIARY, screen, screening_by_the_test
+from tests.payments_support import ACCOUNT_BENEFICIARY, screen
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def network_outside(settings):
-    settings.FINTECH_PAYMENT_NETWORK = "kafka"
-
-
-@pytest.fixture(autouse=True)
-def screened_by_the_test():
-    """These tests play the screening's decisions themselves (tests/payments_support.py)."""
-    with screening_by_the_test():
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("payments_answered_by_the_test")]
 
 
 def pay(client, body, key=None):
