@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -22,7 +21,7 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
 
-from fintech import bus
+from fintech import backoff, bus
 from fintech.events import ReceivedEvent
 from fintech.kafka.config import consumer_config
 from fintech.kafka.producer import BatchProducer, DeliveryFailed
@@ -288,8 +287,7 @@ class ConsumerRunner:
         return last_error
 
     def _backoff(self, attempt: int) -> float:
-        delay = min(MAX_PAUSE_SECONDS, self.retry_base_seconds * 2.0 ** (attempt - 1))
-        return delay * random.uniform(0.8, 1.2)  # jitter keeps the retries of a burst apart
+        return backoff.backoff_seconds(attempt, base=self.retry_base_seconds, cap=MAX_PAUSE_SECONDS)
 
     def _dead_letter(
         self,

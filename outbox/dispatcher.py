@@ -16,7 +16,6 @@ dead-lettered. Only then are attempt and dead-letter rows written, and the outbo
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import traceback
 import uuid
@@ -32,7 +31,7 @@ from django.db.models import Min, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from fintech import bus
+from fintech import backoff, bus
 from fintech.events import ReceivedEvent, upcast, validate
 from outbox.metrics import DEAD_LETTERS, EVENTS_HANDLED, HANDLER_FAILURES
 from outbox.models import DeadLetter, DeliveryAttempt, InboxRecord, OutboxEvent
@@ -98,9 +97,9 @@ def received_from_envelope(envelope: dict[str, Any], headers: dict[str, Any] | N
 
 
 def backoff_seconds(attempts: int) -> float:
-    base = float(settings.FINTECH_HANDLER_RETRY_BASE_SECONDS)
-    delay = min(float(settings.FINTECH_HANDLER_RETRY_MAX_SECONDS), base * (2.0 ** max(attempts - 1, 0)))
-    return delay * random.uniform(0.8, 1.2)  # jitter keeps retries of a burst apart
+    return backoff.backoff_seconds(
+        attempts, base=settings.FINTECH_HANDLER_RETRY_BASE_SECONDS, cap=settings.FINTECH_HANDLER_RETRY_MAX_SECONDS
+    )
 
 
 # -- the happy path: a batch in one unit of work ------------------------------------------------

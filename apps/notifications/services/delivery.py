@@ -4,7 +4,6 @@ provider sees, then marked; retried with backoff under a lease; resent by the ba
 from __future__ import annotations
 
 import logging
-import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from apps.notifications.errors import (
 )
 from apps.notifications.metrics import NOTIFICATION_DELIVERIES
 from apps.notifications.models import Channel, Notification
+from fintech import backoff
 from fintech.events import rfc3339
 from fintech.faults import crash_point
 from outbox.unit_of_work import unit_of_work
@@ -46,10 +46,14 @@ class DeliveryReport:
 
 
 def backoff_seconds(attempts: int) -> float:
-    """Exponential in the attempts made, with jitter so a burst of failures does not retry in step."""
-    base = settings.FINTECH_NOTIFICATIONS_RETRY_BASE_SECONDS
-    delay = min(settings.FINTECH_NOTIFICATIONS_RETRY_MAX_SECONDS, base * 2.0 ** max(attempts - 1, 0))
-    return float(delay * random.uniform(0.5, 1.5))
+    """The next try of a message a provider refused, spread widely (a provider's outage fails
+    many at once)."""
+    return backoff.backoff_seconds(
+        attempts,
+        base=settings.FINTECH_NOTIFICATIONS_RETRY_BASE_SECONDS,
+        cap=settings.FINTECH_NOTIFICATIONS_RETRY_MAX_SECONDS,
+        jitter=0.5,
+    )
 
 
 def _lease(notification: Notification, now: datetime) -> datetime | None:
