@@ -29,10 +29,9 @@ from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Min, Q
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from fintech import backoff, bus
-from fintech.events import ReceivedEvent, upcast, validate
+from fintech.events import ReceivedEvent, moment, upcast, validate
 from outbox.metrics import DEAD_LETTERS, EVENTS_HANDLED, HANDLER_FAILURES
 from outbox.models import DeadLetter, DeliveryAttempt, InboxRecord, OutboxEvent
 from outbox.unit_of_work import Written, grouped, mark_dispatched, unit_of_work
@@ -81,16 +80,14 @@ def received_from_envelope(envelope: dict[str, Any], headers: dict[str, Any] | N
     data = dict(envelope["data"])
     validate(event_type, version, data)
     version, data = upcast(event_type, version, data)
-    moment = parse_datetime(str(envelope["time"]))
-    if moment is None:
-        raise ValueError(f"Event {envelope['id']} has an unreadable time {envelope['time']!r}")
+    occurred = moment(str(envelope["time"]))
     return ReceivedEvent(
         id=uuid.UUID(str(envelope["id"])),
         type=event_type,
         version=version,
         source=str(envelope["source"]),
         subject=str(envelope["subject"]),
-        time=moment,
+        time=occurred,
         data=data,
         headers={k: str(v) for k, v in (headers or {}).items()},
     )
@@ -113,10 +110,10 @@ def claim(pairs: Sequence[tuple[str, uuid.UUID]], *, now: datetime) -> set[tuple
         return set()
     ordered = sorted(set(pairs))  # one order for every dispatcher: claims never deadlock
     field_ = InboxRecord._meta.get_field("event_id")
-    moment = connection.ops.adapt_datetimefield_value(now)
+    applied_at = connection.ops.adapt_datetimefield_value(now)
     params: list[Any] = []
     for handler, event_id in ordered:
-        params += [handler, field_.get_db_prep_value(event_id, connection), moment]
+        params += [handler, field_.get_db_prep_value(event_id, connection), applied_at]
     table = InboxRecord._meta.db_table
     values = ", ".join(["(%s, %s, %s)"] * len(ordered))
     with connection.cursor() as cursor:

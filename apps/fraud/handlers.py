@@ -6,22 +6,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
-
-from django.utils.dateparse import parse_datetime
 
 from apps.fraud import services
 from apps.fraud.models import SubjectType
 from apps.fraud.rules import Operation
 from fintech.bus import subscribe
-from fintech.events import ReceivedEvent
-
-
-def _moment(text: str) -> datetime:
-    moment = parse_datetime(text)
-    if moment is None:  # the schema's date-time format makes this a broken publisher
-        raise ValueError(f"unreadable time {text!r}")
-    return moment
+from fintech.events import ReceivedEvent, moment
 
 
 def _uuid(value: object) -> uuid.UUID | None:
@@ -37,7 +27,7 @@ def _transfer_operation(event: ReceivedEvent) -> Operation:
         customer_id=uuid.UUID(data["customer_id"]),
         amount=data["amount"],
         currency=data["currency"],
-        occurred_at=_moment(data["initiated_at"]),
+        occurred_at=moment(data["initiated_at"]),
         # Events from before these fields existed were all asked for by staff or services.
         initiated_by_customer=bool(data.get("initiated_by_customer", False)),
         counterparty_account_id=uuid.UUID(data["to_account_id"]),
@@ -54,7 +44,7 @@ def _payment_operation(event: ReceivedEvent) -> Operation:
         customer_id=uuid.UUID(data["customer_id"]),
         amount=data["amount"],
         currency=data["currency"],
-        occurred_at=_moment(data["initiated_at"]),
+        occurred_at=moment(data["initiated_at"]),
         initiated_by_customer=bool(data["initiated_by_customer"]),
         beneficiary_ref=data["beneficiary_ref"],
     )
@@ -73,13 +63,13 @@ def screen_payments(events: Sequence[ReceivedEvent]) -> None:
 @subscribe("account.created", name="fraud.note_opened_account", same_unit_of_work=True, batch=True)
 def note_opened_accounts(events: Sequence[ReceivedEvent]) -> None:
     services.accounts_opened(
-        opened={uuid.UUID(event.data["account_id"]): _moment(event.data["created_at"]) for event in events}
+        opened={uuid.UUID(event.data["account_id"]): moment(event.data["created_at"]) for event in events}
     )
 
 
 def _withdraw_reviews(events: Sequence[ReceivedEvent], subject_field: str) -> None:
     codes = {uuid.UUID(event.data[subject_field]): str(event.data["failure_code"]) for event in events}
-    latest = max(_moment(event.data["failed_at"]) for event in events)
+    latest = max(moment(event.data["failed_at"]) for event in events)
     services.reviews_withdraw(subject_ids=sorted(codes), failure_codes=codes, now=latest)
 
 

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
-
-from django.utils.dateparse import parse_datetime
 
 from apps.payments import services
 from fintech.bus import subscribe
-from fintech.events import ReceivedEvent
+from fintech.events import ReceivedEvent, moment
 
 
 @subscribe("fraud.screened", name="payments.continue_screened_payment", same_unit_of_work=True, batch=True)
@@ -41,13 +38,6 @@ def apply_review_decision(event: ReceivedEvent) -> None:
     )
 
 
-def _moment(text: str) -> datetime:
-    moment = parse_datetime(text)
-    if moment is None:  # the schema's date-time format makes this unreachable for a valid record
-        raise ValueError(f"Unreadable time {text!r}")
-    return moment
-
-
 @subscribe("payment.processed", name="payments.record_network_answer")
 def record_network_answer(event: ReceivedEvent) -> None:
     data = event.data
@@ -58,7 +48,7 @@ def record_network_answer(event: ReceivedEvent) -> None:
             status=data["status"],
             network_reference=data["network_reference"],
             return_reason=data.get("return_reason"),
-            processed_at=_moment(data["processed_at"]),
+            processed_at=moment(data["processed_at"]),
             amount=data.get("amount"),
             currency=data.get("currency"),
             end_to_end_id=data.get("end_to_end_id"),
@@ -81,7 +71,7 @@ def book_inbound_credit(event: ReceivedEvent) -> None:
             creditor_account_number=data["creditor_account_number"],
             debtor_ispb=data["debtor_ispb"],
             network_reference=data["network_reference"],
-            sent_at=_moment(data["sent_at"]),
+            sent_at=moment(data["sent_at"]),
             data=data,
         )
     )

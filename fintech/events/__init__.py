@@ -6,7 +6,7 @@ and is the published contract. Consumers never import the publisher's classes: t
 `ReceivedEvent.data`, which the registry has validated and upcast to the newest version.
 """
 
-from fintech.events.base import DomainEvent, ReceivedEvent, rfc3339
+from fintech.events.base import DomainEvent, ReceivedEvent, moment, rfc3339
 from fintech.events.registry import (
     EventSchemaError,
     latest_version,
@@ -21,6 +21,7 @@ __all__ = [
     "EventSchemaError",
     "ReceivedEvent",
     "latest_version",
+    "moment",
     "register_upcaster",
     "rfc3339",
     "schema_for",

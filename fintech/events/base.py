@@ -6,10 +6,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from django.utils.dateparse import parse_datetime
+
 
 def rfc3339(moment: datetime) -> str:
     """The one way the bank writes an instant in an event or an API body: RFC 3339 in UTC, `Z`."""
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def moment(text: str) -> datetime:
+    """An instant as an event writes it (`rfc3339`), read back. A ValueError when unreadable,
+    which the schema's date-time format leaves to a broken publisher."""
+    parsed = parse_datetime(text)
+    if parsed is None:
+        raise ValueError(f"unreadable time {text!r}")
+    return parsed
 
 
 def _holds_dataclasses(value: Any) -> bool:
