@@ -102,11 +102,16 @@ def reviews_withdraw(*, subject_ids: Sequence[uuid.UUID], failure_codes: dict[uu
             .select_related("screening")
             .filter(status=Alert.Status.REVIEW, subject_id__in=subject_ids)
         )
-        for alert in alerts:
-            reason = f"the operation failed while in review: {failure_codes.get(alert.subject_id, 'failed')}"
-            Alert.objects.filter(pk=alert.pk).update(
+        reasons = {
+            alert.pk: f"the operation failed while in review: {failure_codes.get(alert.subject_id, 'failed')}"
+            for alert in alerts
+        }
+        for reason in set(reasons.values()):  # one statement per failure code, not per alert
+            Alert.objects.filter(pk__in=[pk for pk, text in reasons.items() if text == reason]).update(
                 status=Alert.Status.WITHDRAWN, decided_at=now, decided_by=OPERATION_ENDED_ACTOR, decision_reason=reason
             )
+        for alert in alerts:
+            reason = reasons[alert.pk]
             screening = alert.screening
             audit.record(
                 action=f"fraud.review.{Alert.Status.WITHDRAWN}",
